@@ -1,0 +1,3 @@
+from esctl.cli import main
+
+main()

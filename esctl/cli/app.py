@@ -1,0 +1,143 @@
+"""The Typer application: global options, error handling, and command registration.
+
+Every EsctlError becomes one line on stderr and its documented exit code; a closed
+pipe ends quietly; no traceback reaches a user (ESCTL_DEBUG=1 shows one)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from dataclasses import dataclass
+from typing import Annotated, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from esctl import __version__
+from esctl.cli import output
+from esctl.cli.output import OutputFormat
+from esctl.errors import EsctlError
+
+
+class EsctlGroup(TyperGroup):
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        try:
+            return super().invoke(ctx)
+        except EsctlError as exc:
+            output.error(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except BrokenPipeError:
+            # `esctl read --all | head -1`: the reader left; stop quietly.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(141) from None
+        except KeyboardInterrupt:
+            output.note("interrupted")
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            if os.environ.get("ESCTL_DEBUG"):
+                raise
+            if _is_usage_error(exc):
+                raise
+            output.error(f"unexpected {type(exc).__name__}: {exc} (set ESCTL_DEBUG=1 for a traceback)")
+            raise typer.Exit(1) from None
+
+
+def _is_usage_error(exc: Exception) -> bool:
+    from typer._click.exceptions import ClickException
+
+    return isinstance(exc, ClickException)
+
+
+app = typer.Typer(
+    cls=EsctlGroup,
+    name="esctl",
+    help="An append-only event store in one SQLite file: append, replay, project, inspect.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@dataclass
+class Settings:
+    db: str
+    output: OutputFormat
+    model: str | None
+    read_db: str | None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"esctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    db: Annotated[
+        Optional[str],
+        typer.Option("--db", envvar="ESCTL_DB", help="Event store file.  [default: ./events.db]"),
+    ] = None,
+    output_format: Annotated[
+        OutputFormat,
+        typer.Option("--output", "-o", help="Output format; auto: tables on a terminal, JSON when piped."),
+    ] = OutputFormat.auto,
+    model: Annotated[
+        Optional[str],
+        typer.Option(
+            "--model", envvar="ESCTL_MODEL", help="Model module or file (aggregates, projections, upcasters)."
+        ),
+    ] = None,
+    read_db: Annotated[
+        Optional[str],
+        typer.Option(
+            "--read-db",
+            envvar="ESCTL_READ_DB",
+            help="Separate file for read-model tables.  [default: the store]",
+        ),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    ctx.obj = Settings(db=db or "events.db", output=output_format, model=model, read_db=read_db)
+
+
+def settings(ctx: typer.Context) -> Settings:
+    obj = ctx.find_root().obj
+    if not isinstance(obj, Settings):  # a command invoked without the root callback
+        obj = Settings(os.environ.get("ESCTL_DB", "events.db"), OutputFormat.auto, None, None)
+    return obj
+
+
+# Every read command accepts -o after the command too; it overrides the global one.
+OutputOption = Annotated[
+    Optional[OutputFormat],
+    typer.Option("--output", "-o", help="Output format (overrides the global --output)."),
+]
+
+
+def output_for(ctx: typer.Context, local: OutputFormat | None) -> output.Output:
+    return output.Output(local or settings(ctx).output)
+
+
+def open_store(ctx: typer.Context, *, create: bool = False):  # type: ignore[no-untyped-def]
+    from esctl.store import EventStore
+
+    return EventStore.open(settings(ctx).db, create=create)
+
+
+def register() -> None:
+    """Attach the command modules (kept separate: one module per command group)."""
+    from esctl.cli import store_commands  # noqa: F401
+
+
+register()

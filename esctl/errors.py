@@ -1,0 +1,60 @@
+"""Errors the library raises; each carries the CLI exit code documented in README."""
+
+from __future__ import annotations
+
+
+class EsctlError(Exception):
+    """Base class: a failure esctl explains to its user without a traceback."""
+
+    exit_code = 1
+
+
+class StoreError(EsctlError):
+    """The environment is wrong: not an esctl store, unknown schema, unreadable file."""
+
+    exit_code = 1
+
+
+class InvalidInput(EsctlError):
+    """Bad input from the user: malformed JSON, a bad name, a wrong field."""
+
+    exit_code = 2
+
+
+class ConcurrencyError(EsctlError):
+    """An optimistic-concurrency check failed, or an event id was reused."""
+
+    exit_code = 3
+
+
+class WrongExpectedVersion(ConcurrencyError):
+    def __init__(self, stream: str, expected: object, actual: int) -> None:
+        self.stream, self.expected, self.actual = stream, expected, actual
+        super().__init__(
+            f"wrong expected version for stream {stream!r}: expected {expected}, actual {actual}"
+        )
+
+
+class DuplicateEventId(ConcurrencyError):
+    def __init__(self, event_id: str, stream: str, version: int) -> None:
+        self.event_id = event_id
+        super().__init__(
+            f"event id {event_id} is already stored (stream {stream!r}, version {version})"
+            " with a different stream, type, data or metadata"
+        )
+
+
+class NotFound(EsctlError):
+    exit_code = 4
+
+
+class VerificationFailed(EsctlError):
+    """A check found differences (for example a read model that does not match a rebuild)."""
+
+    exit_code = 5
+
+
+class CommandRejected(EsctlError):
+    """A command handler refused the command; nothing was written."""
+
+    exit_code = 6

@@ -1,0 +1,213 @@
+"""The event envelope: what is appended (NewEvent), what is stored (RecordedEvent),
+and the validation rules for names, ids, versions and sizes."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Union
+
+from esctl.errors import InvalidInput
+from esctl.ids import canonical_id
+
+MAX_EVENT_BYTES = 16 * 1024 * 1024
+ENVELOPE_KEYS = ("stream", "version", "position", "type", "data", "metadata", "id", "recorded_at")
+
+# 1-255 characters, none of them whitespace or a control character.
+_NAME = re.compile(r"[^\s\x00-\x1f\x7f-\x9f]{1,255}")
+_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+
+
+# --- expected versions -----------------------------------------------------------
+
+
+class _Sentinel(str):
+    """A named expected-version rule ('any', 'no-stream', 'exists')."""
+
+
+ANY = _Sentinel("any")
+NO_STREAM = _Sentinel("no-stream")
+EXISTS = _Sentinel("exists")
+ExpectedVersion = Union[_Sentinel, int]
+
+
+def parse_expected_version(value: object, where: str = "") -> ExpectedVersion:
+    if isinstance(value, _Sentinel):
+        return value
+    if isinstance(value, bool):
+        raise InvalidInput(
+            f"{where}expected version must be any, no-stream, exists or an integer, got {value!r}"
+        )
+    if isinstance(value, int):
+        if value < 0:
+            raise InvalidInput(f"{where}expected version must not be negative, got {value}")
+        return value
+    if isinstance(value, str):
+        for rule in (ANY, NO_STREAM, EXISTS):
+            if value == rule:
+                return rule
+        if value.isdigit():
+            return int(value)
+    raise InvalidInput(f"{where}expected version must be any, no-stream, exists or an integer, got {value!r}")
+
+
+def version_matches(expected: ExpectedVersion, actual: int) -> bool:
+    if expected is ANY:
+        return True
+    if expected is NO_STREAM:
+        return actual == 0
+    if expected is EXISTS:
+        return actual > 0
+    return expected == actual
+
+
+# --- names ------------------------------------------------------------------------
+
+
+def check_stream(name: object, where: str = "", *, allow_reserved: bool = False) -> str:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise InvalidInput(
+            f'{where}"stream" must be 1-255 characters with no whitespace or control'
+            f" characters, got {_show(name)}"
+        )
+    if name[0] == "$" and not allow_reserved:
+        raise InvalidInput(f"{where}stream names starting with '$' are reserved, got {name!r}")
+    return name
+
+
+def check_type(name: object, where: str = "") -> str:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise InvalidInput(
+            f'{where}"type" must be 1-255 characters with no whitespace or control'
+            f" characters, got {_show(name)}"
+        )
+    return name
+
+
+def check_object(value: object, key: str, where: str = "") -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidInput(f'{where}"{key}" must be a JSON object, got {_show(value)}')
+    return value
+
+
+def check_timestamp(value: object, where: str = "") -> str:
+    if not isinstance(value, str) or not _TIMESTAMP.fullmatch(value):
+        raise InvalidInput(
+            f'{where}"recorded_at" must be a UTC timestamp like 2026-01-31T12:00:00.000000Z,'
+            f" got {_show(value)}"
+        )
+    try:
+        datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ")
+    except ValueError:
+        raise InvalidInput(f'{where}"recorded_at" is not a valid date, got {value!r}') from None
+    return value
+
+
+def category_of(stream: str) -> str:
+    """The part of a stream name before its first '-' (the whole name if it has none)."""
+    return stream.partition("-")[0]
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# --- timestamps -------------------------------------------------------------------
+
+
+def utc_now() -> str:
+    """Now in UTC, microseconds, ISO 8601 with Z: the format of recorded_at."""
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + (
+        f".{ns // 1000 % 1_000_000:06d}Z"
+    )
+
+
+def parse_timestamp(text: str) -> str:
+    """Accept any ISO 8601 instant (naive means UTC) and return it in recorded_at form."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"not an ISO 8601 timestamp: {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# --- envelopes --------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class NewEvent:
+    """An event to append. `expected_version` applies to this event's stream just
+    before this event is written; `version` (from an export line) is the exact
+    version this event must get."""
+
+    stream: str
+    type: str
+    data: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    id: str | None = None
+    expected_version: ExpectedVersion = ANY
+    recorded_at: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class RecordedEvent:
+    stream: str
+    version: int
+    position: int
+    type: str
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    id: str
+    recorded_at: str
+
+    @property
+    def category(self) -> str:
+        return category_of(self.stream)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in ENVELOPE_KEYS}
+
+
+_LINE_KEYS = frozenset(ENVELOPE_KEYS) | {"expected_version"}
+
+
+def envelope_from_dict(obj: object, where: str = "") -> NewEvent:
+    """Validate one decoded NDJSON envelope (as written by hand or by `export`)."""
+    if not isinstance(obj, dict):
+        raise InvalidInput(f"{where}expected a JSON object, got {_show(obj)}")
+    unknown = obj.keys() - _LINE_KEYS
+    if unknown:
+        raise InvalidInput(f"{where}unknown field {sorted(unknown)[0]!r}")
+    for key in ("stream", "type"):
+        if key not in obj:
+            raise InvalidInput(f'{where}"{key}" is required')
+    stream = check_stream(obj["stream"], where)
+    event_type = check_type(obj["type"], where)
+    data = check_object(obj.get("data", {}), "data", where)
+    metadata = check_object(obj.get("metadata", {}), "metadata", where)
+    event_id = obj.get("id")
+    if event_id is not None:
+        event_id = canonical_id(event_id, where)
+    expected: ExpectedVersion = ANY
+    if "version" in obj:
+        version = obj["version"]
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise InvalidInput(f'{where}"version" must be a positive integer, got {_show(version)}')
+        expected = version - 1
+        if "expected_version" in obj:
+            raise InvalidInput(f'{where}give "version" or "expected_version", not both')
+    elif "expected_version" in obj:
+        expected = parse_expected_version(obj["expected_version"], f'{where}"expected_version": ')
+    recorded_at = obj.get("recorded_at")
+    if recorded_at is not None:
+        recorded_at = check_timestamp(recorded_at, where)
+    position = obj.get("position")
+    if position is not None and (isinstance(position, bool) or not isinstance(position, int)):
+        raise InvalidInput(f'{where}"position" must be an integer, got {_show(position)}')
+    return NewEvent(stream, event_type, data, metadata, event_id, expected, recorded_at)

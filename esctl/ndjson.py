@@ -1,0 +1,40 @@
+"""Reading NDJSON envelopes: one event per line, errors named by line number."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import IO
+
+from esctl import codec
+from esctl.errors import InvalidInput
+from esctl.events import MAX_EVENT_BYTES, NewEvent, envelope_from_dict
+
+
+def read_envelopes(lines: Iterable[bytes]) -> Iterator[tuple[str, NewEvent]]:
+    """Yield ("line N: ", event) for each non-blank line; raise InvalidInput naming the line."""
+    for number, line in enumerate(lines, 1):
+        where = f"line {number}: "
+        if len(line) > MAX_EVENT_BYTES + 4096:
+            raise InvalidInput(f"{where}event is larger than 16 MiB")
+        try:
+            obj = codec.loads(line)
+        except codec.JSONDecodeError as exc:
+            if not line.strip():
+                continue
+            raise InvalidInput(f"{where}invalid JSON: {exc}") from None
+        yield where, envelope_from_dict(obj, where)
+
+
+def iter_lines(stream: IO[bytes], progress=None) -> Iterator[bytes]:
+    """Lines of a binary stream, reporting bytes read to `progress` every ~1 MiB."""
+    if progress is None:
+        yield from stream
+        return
+    pending = 0
+    for line in stream:
+        pending += len(line)
+        if pending >= 1 << 20:
+            progress(pending)
+            pending = 0
+        yield line
+    progress(pending)

@@ -1,0 +1,147 @@
+"""The store's schema: the tables, indexes and triggers that carry its guarantees,
+and the checks that refuse a file which is not an esctl store (without touching it)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+from esctl.errors import NotFound, StoreError
+
+SCHEMA_VERSION = 1
+APPLICATION_ID = 0x45534354  # "ESCT": marks the file as an esctl store
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+DDL = """
+CREATE TABLE events (
+    position    INTEGER PRIMARY KEY,               -- global, 1-based, gapless, commit order
+    stream      TEXT    NOT NULL,
+    version     INTEGER NOT NULL CHECK (version >= 1),
+    type        TEXT    NOT NULL,
+    data        TEXT    NOT NULL,                  -- a JSON object
+    metadata    TEXT    NOT NULL,                  -- a JSON object
+    id          TEXT    NOT NULL,                  -- a UUID, v7 when generated
+    recorded_at TEXT    NOT NULL,                  -- UTC, ISO 8601, microseconds, Z
+    category    TEXT    GENERATED ALWAYS AS (
+        CASE WHEN instr(stream, '-') > 0 THEN substr(stream, 1, instr(stream, '-') - 1)
+             ELSE stream END) VIRTUAL
+);
+CREATE UNIQUE INDEX events_stream_version ON events (stream, version);
+CREATE UNIQUE INDEX events_id ON events (id);
+
+-- Append-only, even from a plain sqlite3 shell.
+CREATE TRIGGER events_refuse_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'events are append-only: UPDATE is refused'); END;
+CREATE TRIGGER events_refuse_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'events are append-only: DELETE is refused'); END;
+
+-- Gapless positions and versions; a reused id is refused before INSERT OR REPLACE
+-- could delete the stored event.
+CREATE TRIGGER events_gapless BEFORE INSERT ON events
+WHEN NEW.position IS NOT (SELECT coalesce(max(position), 0) + 1 FROM events)
+  OR NEW.version IS NOT (SELECT coalesce(max(version), 0) + 1 FROM events
+                         WHERE stream = NEW.stream)
+  OR EXISTS (SELECT 1 FROM events WHERE id = NEW.id)
+BEGIN SELECT RAISE(ABORT, 'events must be appended with the next position and version and a new id'); END;
+
+CREATE TABLE esctl_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def connect(path: str, *, create: bool) -> sqlite3.Connection:
+    """Open the store at `path`, creating it when `create` is true.
+
+    A file that is not an esctl store, or has a schema this version does not know,
+    raises StoreError and is left exactly as it was.
+    """
+    exists = os.path.exists(path)
+    if not exists and not create:
+        raise NotFound(f"no event store at {path}")
+    if exists:
+        _check_header(path, create)
+    try:
+        conn = sqlite3.connect(path, timeout=60.0, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open {path}: {exc}") from None
+    try:
+        _check_identity(conn, path, create)
+        conn.execute("PRAGMA synchronous = FULL")  # a successful append is on disk
+        if conn.execute("PRAGMA application_id").fetchone()[0] == 0:
+            _create(conn, path)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise StoreError(f"{path} is not an esctl event store ({exc})") from None
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _check_header(path: str, create: bool) -> None:
+    try:
+        with open(path, "rb") as f:
+            header = f.read(16)
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror}") from None
+    if not header:
+        if not create:
+            raise NotFound(f"no event store at {path} (the file is empty)")
+        return
+    if header != _SQLITE_HEADER:
+        raise StoreError(f"{path} is not an esctl event store (not a SQLite database)")
+
+
+def _check_identity(conn: sqlite3.Connection, path: str, create: bool) -> None:
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if app_id == APPLICATION_ID:
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{path} has schema version {version}, newer than this esctl knows"
+                f" ({SCHEMA_VERSION}): upgrade esctl"
+            )
+        if version != SCHEMA_VERSION:
+            raise StoreError(f"{path} has unknown schema version {version}")
+        return
+    tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    if app_id != 0 or tables:
+        raise StoreError(f"{path} is a SQLite database but not an esctl event store")
+    if not create:
+        raise NotFound(f"no event store at {path} (the database is empty)")
+
+
+def _create(conn: sqlite3.Connection, path: str) -> None:
+    # WAL lets readers run beside the single writer; it persists in the file.
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Another process may have created the store while we waited for the lock.
+        if conn.execute("PRAGMA application_id").fetchone()[0] == 0:
+            if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                raise StoreError(f"{path} is a SQLite database but not an esctl event store")
+            for statement in _statements(DDL):
+                conn.execute(statement)
+            from esctl import __version__
+            from esctl.events import utc_now
+
+            conn.executemany(
+                "INSERT INTO esctl_meta (key, value) VALUES (?, ?)",
+                [("created_at", utc_now()), ("created_by", f"esctl {__version__}")],
+            )
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _statements(script: str) -> list[str]:
+    """Split the DDL into statements (executescript would commit our transaction)."""
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    return [s for s in statements if s]

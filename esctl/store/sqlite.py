@@ -1,0 +1,312 @@
+"""EventStore: the SQLite append-only event store as a library."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from esctl import codec
+from esctl.errors import InvalidInput, NotFound, StoreError
+from esctl.events import ANY, ExpectedVersion, NewEvent, RecordedEvent, check_stream
+from esctl.store import schema
+from esctl.store.writer import SELECT_EVENT, Writer, decode, decode_row
+
+CHUNK = 5_000  # events per executemany inside an import
+
+
+@dataclass(slots=True)
+class ImportSummary:
+    imported: int = 0
+    duplicates: int = 0
+    streams: int = 0
+    first_position: int | None = None
+    last_position: int | None = None
+    lines: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "imported": self.imported,
+            "duplicates": self.duplicates,
+            "streams": self.streams,
+            "first_position": self.first_position,
+            "last_position": self.last_position,
+        }
+
+
+@dataclass(slots=True)
+class StreamSummary:
+    stream: str
+    category: str
+    version: int
+    first_recorded_at: str
+    last_recorded_at: str
+    last_position: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stream": self.stream,
+            "category": self.category,
+            "version": self.version,
+            "first_recorded_at": self.first_recorded_at,
+            "last_recorded_at": self.last_recorded_at,
+            "last_position": self.last_position,
+        }
+
+
+@dataclass(slots=True)
+class AppendResult:
+    events: list[RecordedEvent] = field(default_factory=list)
+    duplicates: int = 0
+
+
+class EventStore:
+    """An event store in one SQLite file.
+
+    `EventStore.open(path)` opens an existing store; `create=True` creates it.
+    """
+
+    def __init__(self, path: str, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self.conn = conn
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, create: bool = False) -> EventStore:
+        path = os.fspath(path)
+        return cls(path, schema.connect(path, create=create))
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- writing ------------------------------------------------------------------
+
+    def append(
+        self,
+        stream: str,
+        events: Iterable[NewEvent],
+        expected_version: ExpectedVersion = ANY,
+    ) -> AppendResult:
+        """Append events to one stream atomically; `expected_version` is checked
+        against the stream before the first of them."""
+        check_stream(stream)
+        batch = []
+        for index, event in enumerate(events):
+            if event.stream != stream:
+                raise InvalidInput(f"event {index + 1} is for stream {event.stream!r}, not {stream!r}")
+            if index == 0:
+                event.expected_version = expected_version
+            batch.append(("", event))
+        writer = Writer(self.conn)
+        writer.begin()
+        try:
+            written = writer.write(batch)
+            writer.commit()
+        except BaseException:
+            writer.rollback()
+            raise
+        result = AppendResult(duplicates=written.duplicates)
+        for outcome in written.outcomes:
+            result.events.append(outcome if isinstance(outcome, RecordedEvent) else decode_row(outcome))
+        return result
+
+    def import_events(
+        self,
+        events: Iterable[tuple[str, NewEvent]],
+        *,
+        batch_size: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> ImportSummary:
+        """Import (location, event) pairs. Atomic unless `batch_size` is given, in
+        which case a commit follows every `batch_size` events."""
+        summary = ImportSummary()
+        streams: set[str] = set()
+        writer = Writer(self.conn)
+        chunk_size = min(CHUNK, batch_size) if batch_size else CHUNK
+        in_batch = 0
+        chunk: list[tuple[str, NewEvent]] = []
+
+        def flush() -> None:
+            written = writer.write(chunk)
+            summary.lines += len(chunk)
+            summary.duplicates += written.duplicates
+            if written.rows:
+                summary.imported += len(written.rows)
+                if summary.first_position is None:
+                    summary.first_position = written.rows[0][0]
+                summary.last_position = written.rows[-1][0]
+                streams.update(row[1] for row in written.rows)
+            if progress:
+                progress(len(chunk))
+            chunk.clear()
+
+        writer.begin()
+        try:
+            for item in events:
+                chunk.append(item)
+                in_batch += 1
+                if len(chunk) >= chunk_size or (batch_size and in_batch >= batch_size):
+                    flush()
+                    if batch_size and in_batch >= batch_size:
+                        writer.commit()
+                        writer.begin()
+                        in_batch = 0
+            if chunk:
+                flush()
+            writer.commit()
+        except BaseException as exc:
+            writer.rollback()
+            if batch_size and summary.imported and isinstance(exc, Exception):
+                exc.args = (
+                    f"{exc.args[0] if exc.args else exc}; {summary.lines} lines before"
+                    f" this batch were committed ({summary.imported} events): re-run to"
+                    " continue (events with ids are skipped as duplicates)",
+                )
+            raise
+        summary.streams = len(streams)
+        return summary
+
+    # --- reading ------------------------------------------------------------------
+
+    def head_position(self) -> int:
+        return self.conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
+
+    def stream_version(self, stream: str) -> int:
+        return self.conn.execute(
+            "SELECT coalesce(max(version), 0) FROM events WHERE stream = ?", (stream,)
+        ).fetchone()[0]
+
+    def read_stream(
+        self,
+        stream: str,
+        *,
+        from_version: int = 1,
+        to_version: int | None = None,
+        backwards: bool = False,
+        limit: int | None = None,
+        raw: bool = False,
+    ) -> Iterator[Any]:
+        """Events of one stream in version order (or reversed). Raises NotFound for a
+        stream with no events. With `raw`, yields undecoded rows (data as JSON text)."""
+        if self.stream_version(stream) == 0:
+            raise NotFound(f"stream {stream!r} not found")
+        sql = SELECT_EVENT + " WHERE stream = ? AND version >= ?"
+        params: list[Any] = [stream, from_version]
+        if to_version is not None:
+            sql += " AND version <= ?"
+            params.append(to_version)
+        sql += " ORDER BY version DESC" if backwards else " ORDER BY version"
+        return self._select(sql, params, limit, raw)
+
+    def read_all(
+        self,
+        *,
+        from_position: int = 1,
+        to_position: int | None = None,
+        category: str | None = None,
+        types: Iterable[str] = (),
+        limit: int | None = None,
+        raw: bool = False,
+    ) -> Iterator[Any]:
+        """Every event in position order, optionally filtered."""
+        sql = SELECT_EVENT + " WHERE position >= ?"
+        params: list[Any] = [from_position]
+        if to_position is not None:
+            sql += " AND position <= ?"
+            params.append(to_position)
+        if category is not None:
+            sql += " AND category = ?"
+            params.append(category)
+        types = list(types)
+        if types:
+            sql += f" AND type IN ({', '.join('?' * len(types))})"
+            params.extend(types)
+        sql += " ORDER BY position"
+        return self._select(sql, params, limit, raw)
+
+    def _select(self, sql: str, params: list[Any], limit: int | None, raw: bool) -> Iterator[Any]:
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        cursor = self.conn.execute(sql, params)
+        cursor.arraysize = 1000
+        if raw:
+            return _rows(cursor)
+        return (decode(row) for row in _rows(cursor))
+
+    def streams(self, *, category: str | None = None) -> Iterator[StreamSummary]:
+        where = "WHERE category = ?" if category is not None else ""
+        sql = f"""
+            SELECT last.stream, last.category, last.version, first.recorded_at,
+                   last.recorded_at, last.position
+            FROM (SELECT stream, max(version) AS version FROM events {where} GROUP BY stream) AS s
+            JOIN events AS last ON last.stream = s.stream AND last.version = s.version
+            JOIN events AS first ON first.stream = s.stream AND first.version = 1
+            ORDER BY last.stream
+        """
+        cursor = self.conn.execute(sql, [category] if category is not None else [])
+        return (StreamSummary(*row) for row in _rows(cursor))
+
+    def info(self) -> dict[str, Any]:
+        c = self.conn
+        events, streams, head = c.execute(
+            "SELECT count(*), count(DISTINCT stream), coalesce(max(position), 0) FROM events"
+        ).fetchone()
+        return {
+            "path": os.path.abspath(self.path),
+            "file_size": _file_size(self.path),
+            "schema_version": schema.SCHEMA_VERSION,
+            "events": events,
+            "streams": streams,
+            "last_position": head,
+            "categories": dict(
+                c.execute("SELECT category, count(*) FROM events GROUP BY category ORDER BY 2 DESC, 1")
+            ),
+            "types": dict(c.execute("SELECT type, count(*) FROM events GROUP BY type ORDER BY 2 DESC, 1")),
+        }
+
+    def stream_info(self, stream: str) -> dict[str, Any]:
+        version = self.stream_version(stream)
+        if version == 0:
+            raise NotFound(f"stream {stream!r} not found")
+        first = next(self.read_stream(stream, limit=1))
+        last = next(self.read_stream(stream, backwards=True, limit=1))
+        types = dict(
+            self.conn.execute(
+                "SELECT type, count(*) FROM events WHERE stream = ? GROUP BY type ORDER BY 2 DESC, 1",
+                (stream,),
+            )
+        )
+        return {
+            "stream": stream,
+            "category": first.category,
+            "version": version,
+            "types": types,
+            "first": first.to_dict(),
+            "last": last.to_dict(),
+        }
+
+
+def _rows(cursor: sqlite3.Cursor) -> Iterator[tuple]:
+    try:
+        while batch := cursor.fetchmany():
+            yield from batch
+    except sqlite3.DatabaseError as exc:  # pragma: no cover - disk or corruption errors
+        raise StoreError(f"reading the store failed: {exc}") from None
+    finally:
+        cursor.close()
+
+
+def _file_size(path: str) -> int:
+    # The WAL holds committed pages not yet checkpointed into the main file.
+    return sum(os.path.getsize(p) for p in (path, path + "-wal") if os.path.exists(p))
+
+
+__all__ = ["AppendResult", "EventStore", "ImportSummary", "StreamSummary", "codec"]
