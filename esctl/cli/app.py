@@ -129,15 +129,36 @@ def output_for(ctx: typer.Context, local: OutputFormat | None) -> output.Output:
     return output.Output(local or settings(ctx).output)
 
 
+def load_model(ctx: typer.Context, *, required: bool = False):  # type: ignore[no-untyped-def]
+    """The user's model module, or None when none is configured (unless `required`)."""
+    from esctl.model import configured_model
+    from esctl.model import load_model as load
+
+    spec = configured_model(settings(ctx).model)
+    if spec is None:
+        if required:
+            from esctl.errors import InvalidInput
+
+            raise InvalidInput("no model: give --model PATH_OR_MODULE, ESCTL_MODEL, or [tool.esctl] model")
+        return None
+    return load(spec)
+
+
 def open_store(ctx: typer.Context, *, create: bool = False):  # type: ignore[no-untyped-def]
     from esctl.store import EventStore
 
     return EventStore.open(settings(ctx).db, create=create)
 
 
+# One module per command group; each registers its commands on `app` when imported.
+COMMAND_MODULES = ("store_commands", "aggregate_commands", "projection_commands")
+
+
 def register() -> None:
-    """Attach the command modules (kept separate: one module per command group)."""
-    from esctl.cli import store_commands  # noqa: F401
+    from importlib import import_module
+
+    for name in COMMAND_MODULES:
+        import_module(f"esctl.cli.{name}")
 
 
 register()

@@ -1,0 +1,1 @@
+"""Aggregate commands: replay, diff, versions, exec, snapshot, upcast (issue 3)."""

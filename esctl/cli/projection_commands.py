@@ -1,0 +1,1 @@
+"""Projection commands: project list/run/rebuild/verify/reset and query (issue 4)."""

@@ -1,0 +1,122 @@
+"""Finding and importing the user's model: an ordinary Python module or file that
+defines aggregates, projections, reactors and upcasters.
+
+Where it comes from, first found wins: `--model`, `ESCTL_MODEL`, `[tool.esctl] model`
+in ./pyproject.toml, `model` in ./esctl.toml. Each feature then picks its own kind of
+definition out of the module with `definitions`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+import tomllib
+import traceback
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any, TypeVar
+
+from esctl.errors import InvalidInput
+
+T = TypeVar("T")
+
+_loaded: dict[str, ModuleType] = {}
+
+
+def configured_model(explicit: str | None = None, cwd: str = ".") -> str | None:
+    """The model spec in force, or None. `explicit` is --model (or ESCTL_MODEL)."""
+    if explicit:
+        return explicit
+    if os.environ.get("ESCTL_MODEL"):
+        return os.environ["ESCTL_MODEL"]
+    for name, keys in (("pyproject.toml", ("tool", "esctl", "model")), ("esctl.toml", ("model",))):
+        path = os.path.join(cwd, name)
+        if not os.path.exists(path):
+            continue
+        try:
+            with open(path, "rb") as f:
+                value: Any = tomllib.load(f)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise InvalidInput(f"{path}: {exc}") from None
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, str) and value:
+            # A relative file path is relative to the file that names it.
+            if _looks_like_path(value) and not os.path.isabs(value):
+                value = os.path.join(cwd, value)
+            return value
+    return None
+
+
+def load_model(spec: str) -> ModuleType:
+    """Import a model given as a file path (`model.py`, `dir/model.py`) or a module
+    name (`shop.model`). A model that fails to import raises InvalidInput naming the
+    file, the line and the error."""
+    if spec in _loaded:
+        return _loaded[spec]
+    try:
+        if _looks_like_path(spec):
+            module = _import_file(spec)
+        else:
+            if os.getcwd() not in sys.path:
+                sys.path.insert(0, os.getcwd())
+            module = importlib.import_module(spec)
+    except InvalidInput:
+        raise
+    except SyntaxError as exc:
+        raise InvalidInput(f"model {spec}: {exc.filename}, line {exc.lineno}: SyntaxError: {exc.msg}") from None
+    except ModuleNotFoundError as exc:
+        if exc.name and spec.startswith(exc.name):
+            raise InvalidInput(f"model {spec!r} not found (a module name, or a path to a .py file)") from None
+        raise InvalidInput(f"model {spec}: {_where(exc)}ModuleNotFoundError: {exc}") from None
+    except Exception as exc:
+        raise InvalidInput(f"model {spec}: {_where(exc)}{type(exc).__name__}: {exc}") from None
+    _loaded[spec] = module
+    return module
+
+
+def definitions(module: ModuleType, accept: Callable[[Any], bool]) -> list[Any]:
+    """The module's top-level values that `accept` picks, in definition order, once each."""
+    seen: set[int] = set()
+    found = []
+    for value in vars(module).values():
+        if id(value) not in seen and accept(value):
+            seen.add(id(value))
+            found.append(value)
+    return found
+
+
+def _looks_like_path(spec: str) -> bool:
+    return spec.endswith(".py") or os.sep in spec or "/" in spec
+
+
+def _import_file(path: str) -> ModuleType:
+    if not os.path.isfile(path):
+        raise InvalidInput(f"model file {path} not found")
+    path = os.path.abspath(path)
+    name = "esctl_model_" + os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    # Let the model import its sibling modules.
+    sys.path.insert(0, os.path.dirname(path))
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def _where(exc: BaseException) -> str:
+    """'file, line N: ' for the innermost frame of the traceback outside esctl and importlib."""
+    here = os.path.dirname(__file__)
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if not f.filename.startswith(here) and "importlib" not in f.filename
+    ]
+    return f"{frames[-1].filename}, line {frames[-1].lineno}: " if frames else ""
