@@ -12,7 +12,7 @@ loads = orjson.loads
 JSONDecodeError = orjson.JSONDecodeError
 
 
-def _default(value: Any) -> Any:
+def default(value: Any) -> Any:
     if isinstance(value, Decimal):
         # Exact decimal text, never a float: 79.97 stays 79.97.
         return orjson.Fragment(str(value)) if value.is_finite() else str(value)
@@ -34,7 +34,7 @@ def dumps(value: Any, *, sort_keys: bool = False, indent: bool = False) -> bytes
         option |= orjson.OPT_SORT_KEYS
     if indent:
         option |= orjson.OPT_INDENT_2
-    return orjson.dumps(value, default=_default, option=option)
+    return orjson.dumps(value, default=default, option=option)
 
 
 def dumps_text(value: Any) -> str:

@@ -181,33 +181,71 @@ def envelope_from_dict(obj: object, where: str = "") -> NewEvent:
     """Validate one decoded NDJSON envelope (as written by hand or by `export`)."""
     if not isinstance(obj, dict):
         raise InvalidInput(f"{where}expected a JSON object, got {_show(obj)}")
-    unknown = obj.keys() - _LINE_KEYS
-    if unknown:
-        raise InvalidInput(f"{where}unknown field {sorted(unknown)[0]!r}")
-    for key in ("stream", "type"):
-        if key not in obj:
-            raise InvalidInput(f'{where}"{key}" is required')
-    stream = check_stream(obj["stream"], where)
-    event_type = check_type(obj["type"], where)
-    data = check_object(obj.get("data", {}), "data", where)
-    metadata = check_object(obj.get("metadata", {}), "metadata", where)
+    if not _LINE_KEYS.issuperset(obj):
+        raise InvalidInput(f"{where}unknown field {sorted(obj.keys() - _LINE_KEYS)[0]!r}")
+    stream = obj.get("stream")
+    if stream not in _valid_streams:
+        if stream is None:
+            raise InvalidInput(f'{where}"stream" is required')
+        check_stream(stream, where)
+        if len(_valid_streams) > 100_000:
+            _valid_streams.clear()
+        _valid_streams.add(stream)
+    event_type = obj.get("type")
+    if event_type not in _valid_types:
+        if event_type is None:
+            raise InvalidInput(f'{where}"type" is required')
+        check_type(event_type, where)
+        _valid_types.add(event_type)  # types are few; the set stays small
+    data = obj.get("data", _EMPTY)
+    if type(data) is not dict:
+        check_object(data, "data", where)
+    metadata = obj.get("metadata", _EMPTY)
+    if type(metadata) is not dict:
+        check_object(metadata, "metadata", where)
     event_id = obj.get("id")
     if event_id is not None:
         event_id = canonical_id(event_id, where)
     expected: ExpectedVersion = ANY
+    if len(obj) > 5:  # only then can the rarer keys be present
+        expected = _line_expected_version(obj, where)
+        recorded_at = obj.get("recorded_at")
+        if recorded_at is not None:
+            check_timestamp(recorded_at, where)
+        position = obj.get("position")
+        if position is not None and (isinstance(position, bool) or not isinstance(position, int)):
+            raise InvalidInput(f'{where}"position" must be an integer, got {_show(position)}')
+    else:
+        recorded_at = None
+        if "expected_version" in obj or "version" in obj or "recorded_at" in obj:
+            expected = _line_expected_version(obj, where)
+            recorded_at = obj.get("recorded_at")
+            if recorded_at is not None:
+                check_timestamp(recorded_at, where)
+    return NewEvent(
+        stream,
+        event_type,
+        data if data is not _EMPTY else {},
+        metadata if metadata is not _EMPTY else {},
+        event_id,
+        expected,
+        recorded_at,
+    )
+
+
+_EMPTY: dict[str, Any] = {}
+_valid_streams: set[str] = set()
+_valid_types: set[str] = set()
+
+
+def _line_expected_version(obj: dict[str, Any], where: str) -> ExpectedVersion:
     if "version" in obj:
         version = obj["version"]
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
             raise InvalidInput(f'{where}"version" must be a positive integer, got {_show(version)}')
-        expected = version - 1
         if "expected_version" in obj:
             raise InvalidInput(f'{where}give "version" or "expected_version", not both')
-    elif "expected_version" in obj:
-        expected = parse_expected_version(obj["expected_version"], f'{where}"expected_version": ')
-    recorded_at = obj.get("recorded_at")
-    if recorded_at is not None:
-        recorded_at = check_timestamp(recorded_at, where)
-    position = obj.get("position")
-    if position is not None and (isinstance(position, bool) or not isinstance(position, int)):
-        raise InvalidInput(f'{where}"position" must be an integer, got {_show(position)}')
-    return NewEvent(stream, event_type, data, metadata, event_id, expected, recorded_at)
+        return version - 1
+    if "expected_version" in obj:
+        return parse_expected_version(obj["expected_version"], f'{where}"expected_version": ')
+    return ANY

@@ -82,21 +82,12 @@ class _Counted:
 
 
 def write_ndjson(items: Iterable[Any], encode: Callable[[Any], bytes] = codec.dumps) -> int:
-    """Write one JSON object per line, buffered; returns the count."""
-    out = sys.stdout.buffer
-    buffer: list[bytes] = []
+    """Write one JSON object per line; returns the count."""
+    write = sys.stdout.buffer.write
     count = 0
-    for item in items:
-        buffer.append(encode(item))
-        count += 1
-        if len(buffer) >= 1000:
-            buffer.append(b"")
-            out.write(b"\n".join(buffer))
-            buffer.clear()
-    if buffer:
-        buffer.append(b"")
-        out.write(b"\n".join(buffer))
-    out.flush()
+    for count, item in enumerate(items, 1):  # noqa: B007 - count is the result
+        write(encode(item) + b"\n")
+    sys.stdout.buffer.flush()
     return count
 
 

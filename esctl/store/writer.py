@@ -1,10 +1,12 @@
 """The write path: every append and import goes through `Writer.write`.
 
 Inside one BEGIN IMMEDIATE transaction a chunk of events is checked against the
-streams' versions and inserted with one `executemany`. A chunk that meets anything
-unusual (a given id that may be stored already, a version mismatch) is rolled back
-to its savepoint and replayed event by event, so that an idempotent duplicate is
-recognised before its expected version is judged.
+streams' versions in Python and inserted with one `executemany`. A chunk that meets
+anything unusual (a given id that is stored already or repeated, a version mismatch
+on an event with an id) is written event by event instead, so that an idempotent
+duplicate is recognised before its expected version is judged. The unusual cases are
+found before anything is inserted: savepoints around the fast path would cost ~50%
+of insert throughput with the schema's triggers.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import orjson
 
 from esctl import codec
 from esctl.errors import DuplicateEventId, InvalidInput, WrongExpectedVersion
@@ -23,6 +27,7 @@ INSERT = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 Row = tuple[int, str, int, str, str, str, str, str]
+_ID_LOOKUP_CHUNK = 900  # ids per IN (...) query, under SQLite's variable limit
 
 
 @dataclass(slots=True)
@@ -33,10 +38,6 @@ class Written:
     outcomes: list[Row | RecordedEvent]
     rows: list[Row]
     duplicates: int = 0
-
-
-class _NeedsCareful(Exception):
-    """The fast path met something only the event-by-event path can judge."""
 
 
 class Writer:
@@ -73,37 +74,47 @@ class Writer:
 
     def write(self, events: Sequence[tuple[str, NewEvent]]) -> Written:
         """Insert `events` (each with a location prefix for error messages)."""
-        head, versions = self.head, dict(self._versions)
-        self.conn.execute("SAVEPOINT chunk")
-        try:
-            rows = self._fast(events)
-            written = Written(rows, rows)  # type: ignore[arg-type]
-        except (_NeedsCareful, sqlite3.IntegrityError):
-            self.conn.execute("ROLLBACK TO chunk")
-            self.head, self._versions = head, versions
-            written = self._careful(events)
-        except BaseException:
-            self.conn.execute("ROLLBACK TO chunk")
-            self.head, self._versions = head, versions
-            raise
-        finally:
-            self.conn.execute("RELEASE chunk")
-        return written
+        rows = None if self._any_stored_or_repeated(events) else self._fast_rows(events)
+        if rows is None:
+            return self._careful(events)
+        self.conn.executemany(INSERT, rows)
+        return Written(rows, rows)  # type: ignore[arg-type]
 
-    def _fast(self, events: Sequence[tuple[str, NewEvent]]) -> list[Row]:
+    def _any_stored_or_repeated(self, events: Sequence[tuple[str, NewEvent]]) -> bool:
+        ids = [event.id for _, event in events if event.id is not None]
+        if not ids:
+            return False
+        if len(set(ids)) != len(ids):
+            return True
+        for i in range(0, len(ids), _ID_LOOKUP_CHUNK):
+            part = ids[i : i + _ID_LOOKUP_CHUNK]
+            sql = f"SELECT 1 FROM events WHERE id IN ({','.join('?' * len(part))}) LIMIT 1"
+            if self.conn.execute(sql, part).fetchone():
+                return True
+        return False
+
+    def _fast_rows(self, events: Sequence[tuple[str, NewEvent]]) -> list[Row] | None:
+        """Rows for a chunk with no duplicates, advancing head and versions; None
+        (with nothing changed) when an event with an id fails its version check."""
         rows: list[Row] = []
         now = utc_now()
         position = self.head
+        versions = self._versions
+        touched: dict[str, int] = {}  # versions before this chunk, to undo on None
         for where, event in events:
-            current = self.version(event.stream)
+            stream = event.stream
+            current = versions.get(stream)
+            if current is None:
+                current = self.version(stream)
             if not version_matches(event.expected_version, current):
                 if event.id is not None:
-                    raise _NeedsCareful  # it may be a stored duplicate
-                raise WrongExpectedVersion(event.stream, event.expected_version, current)
+                    versions.update(touched)
+                    return None  # perhaps a stored duplicate: the careful path judges it
+                raise WrongExpectedVersion(stream, event.expected_version, current)
             position += 1
-            rows.append(self._row(where, event, position, current + 1, now))
-            self._versions[event.stream] = current + 1
-        self.conn.executemany(INSERT, rows)
+            touched.setdefault(stream, current)
+            rows.append(_row(where, event, position, current + 1, now))
+            versions[stream] = current + 1
         self.head = position
         return rows
 
@@ -122,7 +133,7 @@ class Writer:
             current = self.version(event.stream)
             if not version_matches(event.expected_version, current):
                 raise WrongExpectedVersion(event.stream, event.expected_version, current)
-            row = self._row(where, event, self.head + 1, current + 1, now)
+            row = _row(where, event, self.head + 1, current + 1, now)
             self.conn.execute(INSERT, row)
             self.head += 1
             self._versions[event.stream] = current + 1
@@ -130,26 +141,26 @@ class Writer:
             written.outcomes.append(row)
         return written
 
-    @staticmethod
-    def _row(where: str, event: NewEvent, position: int, version: int, now: str) -> Row:
-        data = codec.dumps(event.data)
-        metadata = codec.dumps(event.metadata)
-        if len(data) + len(metadata) > MAX_EVENT_BYTES:
-            raise InvalidInput(f"{where}event is larger than 16 MiB ({len(data) + len(metadata)} bytes)")
-        return (
-            position,
-            event.stream,
-            version,
-            event.type,
-            data.decode(),
-            metadata.decode(),
-            event.id or uuid7(),
-            event.recorded_at or now,
-        )
-
     def _stored(self, event_id: str) -> RecordedEvent | None:
         row = self.conn.execute(SELECT_EVENT + " WHERE id = ?", (event_id,)).fetchone()
         return decode(row) if row else None
+
+
+def _row(where: str, event: NewEvent, position: int, version: int, now: str) -> Row:
+    data = orjson.dumps(event.data, default=codec.default, option=orjson.OPT_NON_STR_KEYS)
+    metadata = orjson.dumps(event.metadata, default=codec.default, option=orjson.OPT_NON_STR_KEYS)
+    if len(data) + len(metadata) > MAX_EVENT_BYTES:
+        raise InvalidInput(f"{where}event is larger than 16 MiB ({len(data) + len(metadata)} bytes)")
+    return (
+        position,
+        event.stream,
+        version,
+        event.type,
+        data.decode(),
+        metadata.decode(),
+        event.id or uuid7(),
+        event.recorded_at or now,
+    )
 
 
 SELECT_EVENT = "SELECT stream, version, position, type, data, metadata, id, recorded_at FROM events"
