@@ -177,6 +177,27 @@ class RecordedEvent:
 _LINE_KEYS = frozenset(ENVELOPE_KEYS) | {"expected_version"}
 
 
+def validate(event: NewEvent, where: str = "") -> None:
+    """Check a NewEvent built in code (envelopes from NDJSON are checked as parsed).
+    Known-good names are cached: this runs for every event written."""
+    if event.stream not in _valid_streams:
+        check_stream(event.stream, where)
+        _remember(_valid_streams, event.stream)
+    if event.type not in _valid_types:
+        check_type(event.type, where)
+        _remember(_valid_types, event.type)
+    if type(event.data) is not dict:
+        check_object(event.data, "data", where)
+    if type(event.metadata) is not dict:
+        check_object(event.metadata, "metadata", where)
+
+
+def _remember(cache: set[str], name: str) -> None:
+    if len(cache) > 100_000:  # bound memory on imports of very many streams
+        cache.clear()
+    cache.add(name)
+
+
 def envelope_from_dict(obj: object, where: str = "") -> NewEvent:
     """Validate one decoded NDJSON envelope (as written by hand or by `export`)."""
     if not isinstance(obj, dict):
@@ -188,15 +209,13 @@ def envelope_from_dict(obj: object, where: str = "") -> NewEvent:
         if stream is None:
             raise InvalidInput(f'{where}"stream" is required')
         check_stream(stream, where)
-        if len(_valid_streams) > 100_000:
-            _valid_streams.clear()
-        _valid_streams.add(stream)
+        _remember(_valid_streams, stream)
     event_type = obj.get("type")
     if event_type not in _valid_types:
         if event_type is None:
             raise InvalidInput(f'{where}"type" is required')
         check_type(event_type, where)
-        _valid_types.add(event_type)  # types are few; the set stays small
+        _remember(_valid_types, event_type)
     data = obj.get("data", _EMPTY)
     if type(data) is not dict:
         check_object(data, "data", where)

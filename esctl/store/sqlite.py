@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
@@ -301,7 +302,9 @@ def _rows(cursor: sqlite3.Cursor) -> Iterator[tuple]:
     except sqlite3.DatabaseError as exc:  # pragma: no cover - disk or corruption errors
         raise StoreError(f"reading the store failed: {exc}") from None
     finally:
-        cursor.close()
+        # A reader that stopped early (`| head`) may finalise us after the store closed.
+        with contextlib.suppress(sqlite3.ProgrammingError):
+            cursor.close()
 
 
 def _file_size(path: str) -> int:

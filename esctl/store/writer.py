@@ -19,7 +19,7 @@ import orjson
 
 from esctl import codec
 from esctl.errors import DuplicateEventId, InvalidInput, WrongExpectedVersion
-from esctl.events import MAX_EVENT_BYTES, NewEvent, RecordedEvent, utc_now, version_matches
+from esctl.events import MAX_EVENT_BYTES, NewEvent, RecordedEvent, utc_now, validate, version_matches
 from esctl.ids import uuid7
 
 INSERT = (
@@ -147,6 +147,7 @@ class Writer:
 
 
 def _row(where: str, event: NewEvent, position: int, version: int, now: str) -> Row:
+    validate(event, where)
     data = orjson.dumps(event.data, default=codec.default, option=orjson.OPT_NON_STR_KEYS)
     metadata = orjson.dumps(event.metadata, default=codec.default, option=orjson.OPT_NON_STR_KEYS)
     if len(data) + len(metadata) > MAX_EVENT_BYTES:

@@ -1,0 +1,345 @@
+"""CLI tests for the store commands: init, append, import, read, export, streams, info.
+
+stdout and stderr are asserted separately: data on stdout, diagnostics on stderr."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import file_digest
+
+ENVELOPE_KEYS = ["stream", "version", "position", "type", "data", "metadata", "id", "recorded_at"]
+ID1 = "0190a2b4-0000-7000-8000-000000000001"
+
+
+def ndjson(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+@pytest.fixture
+def orders(cli):
+    """A store with two orders and a user."""
+    lines = [
+        {"stream": "order-1", "type": "Created", "data": {"total": 10}},
+        {"stream": "order-1", "type": "Paid", "data": {"amount": 10}},
+        {"stream": "user-7", "type": "Registered", "data": {"name": "Ann"}},
+        {"stream": "order-2", "type": "Created", "data": {"total": 5}},
+    ]
+    result = cli("import", "-", input="\n".join(json.dumps(line) for line in lines) + "\n")
+    assert result.exit_code == 0, result.stderr
+    return cli
+
+
+# --- init -----------------------------------------------------------------------
+
+
+def test_init_creates_the_store_once(cli, db):
+    first = cli("init")
+    assert first.exit_code == 0, first.stderr
+    doc = json.loads(first.stdout)
+    assert doc == {"path": str(db.resolve()), "schema_version": 1, "created": True}
+    again = cli("init")
+    assert json.loads(again.stdout)["created"] is False
+    assert again.stderr == ""
+
+
+# --- append ---------------------------------------------------------------------
+
+
+def test_append_prints_the_recorded_event(cli):
+    result = cli("append", "order-1", "Created", '{"total": 10}')
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    event = json.loads(result.stdout)
+    assert list(event) == ENVELOPE_KEYS
+    assert (event["stream"], event["version"], event["position"], event["type"]) == ("order-1", 1, 1, "Created")
+    assert event["data"] == {"total": 10}
+
+
+def test_append_data_from_stdin_and_file(cli, tmp_path):
+    (tmp_path / "d.json").write_text('{"from": "file"}')
+    assert json.loads(cli("append", "s-1", "T", "-", input='{"from": "stdin"}').stdout)["data"] == {"from": "stdin"}
+    assert json.loads(cli("append", "s-1", "T", f"@{tmp_path / 'd.json'}").stdout)["data"] == {"from": "file"}
+    assert json.loads(cli("append", "s-1", "T").stdout)["data"] == {}
+
+
+def test_append_metadata_correlation_and_causation(cli):
+    result = cli("append", "s-1", "T", "-m", '{"user": "ann"}', "--correlation-id", "c-9", "--causation-id", "x-1")
+    assert json.loads(result.stdout)["metadata"] == {"user": "ann", "correlation_id": "c-9", "causation_id": "x-1"}
+
+
+def test_append_wrong_expected_version_exits_3_and_writes_nothing(cli, db):
+    cli("append", "order-1", "Created")
+    before = file_digest(db)
+    result = cli("append", "order-1", "Created", "-e", "no-stream")
+    assert result.exit_code == 3
+    assert result.stdout == ""
+    assert result.stderr == (
+        "esctl: error: wrong expected version for stream 'order-1': expected no-stream, actual 1\n"
+    )
+    assert file_digest(db) == before
+    assert cli("append", "order-1", "Paid", "-e", "1").exit_code == 0
+    assert cli("append", "order-1", "Paid", "-e", "1").exit_code == 3
+    assert cli("append", "order-9", "Paid", "-e", "exists").exit_code == 3
+
+
+def test_append_same_id_is_idempotent_and_different_content_conflicts(cli):
+    first = cli("append", "s-1", "Paid", '{"a": 1}', "--id", ID1)
+    again = cli("append", "s-1", "Paid", '{"a": 1}', "--id", ID1.upper(), "-e", "no-stream")
+    assert again.exit_code == 0
+    assert json.loads(again.stdout) == json.loads(first.stdout)
+    assert again.stderr == f"esctl: event {ID1} is already stored: nothing written\n"
+    clash = cli("append", "s-1", "Paid", '{"a": 2}', "--id", ID1)
+    assert clash.exit_code == 3
+    assert f"event id {ID1} is already stored" in clash.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["s-1", "T", "{not json"], "DATA: invalid JSON"),
+        (["s-1", "T", "[1, 2]"], "DATA must be a JSON object, got [1,2]"),
+        (["s-1", "T", "{}", "-m", '"text"'], '--metadata must be a JSON object, got "text"'),
+        (["s-1", "T", "{}", "--id", "not-a-uuid"], "--id: \"id\" must be a UUID, got 'not-a-uuid'"),
+        (["bad stream", "T"], "\"stream\" must be 1-255 characters with no whitespace"),
+        (["$system", "T"], "stream names starting with '$' are reserved"),
+        (["s-1", "bad\ttype"], "\"type\" must be 1-255 characters"),
+        (["s-1", "T", "{}", "-e", "seven"], "--expected-version: expected version must be any, no-stream"),
+        (["s-1", "T", "{}", "-e", "-1"], "expected version must be any, no-stream, exists or an integer"),
+    ],
+)
+def test_append_bad_input_exits_2_and_writes_nothing(cli, db, args, message):
+    cli("init")
+    before = file_digest(db)
+    result = cli("append", *args)
+    assert result.exit_code == 2, result.stderr
+    assert result.stdout == ""
+    assert message in result.stderr
+    assert result.stderr.startswith("esctl: error: ")
+    assert "Traceback" not in result.stderr
+    assert file_digest(db) == before
+
+
+def test_append_over_16_mib_is_refused(cli, db, tmp_path):
+    cli("init")
+    before = file_digest(db)
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps({"blob": "x" * (16 * 1024 * 1024)}))
+    result = cli("append", "s-1", "T", f"@{big}")
+    assert result.exit_code == 2
+    assert "event is larger than 16 MiB" in result.stderr
+    assert file_digest(db) == before
+
+
+# --- import ---------------------------------------------------------------------
+
+
+def test_import_prints_a_summary(cli):
+    lines = [{"stream": f"s-{i % 3}", "type": "T", "data": {"i": i}} for i in range(7)]
+    result = cli("import", input="".join(json.dumps(x) + "\n" for x in lines))
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "imported": 7, "duplicates": 0, "streams": 3, "first_position": 1, "last_position": 7,
+    }
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"stream": "s-1", "type": "T", "data": [1]}', 'line 3: "data" must be a JSON object, got [1]'),
+        ('{"stream": "s-1", "type": "T", "metadata": 5}', 'line 3: "metadata" must be a JSON object, got 5'),
+        ('{"stream": "s-1", "type": "T"', "line 3: invalid JSON"),
+        ('{"type": "T"}', 'line 3: "stream" is required'),
+        ('{"stream": "s 1", "type": "T"}', 'line 3: "stream" must be 1-255 characters'),
+        ('{"stream": "s-1", "type": "T", "id": 7}', 'line 3: "id" must be a UUID, got 7'),
+        ('{"stream": "s-1", "type": "T", "version": "2"}', 'line 3: "version" must be a positive integer, got \'2\''),
+        ('{"stream": "s-1", "type": "T", "expected_version": 1.5}', "line 3: \"expected_version\": expected version"),
+        ('{"stream": "s-1", "type": "T", "colour": "red"}', "line 3: unknown field 'colour'"),
+        ('{"stream": "s-1", "type": "T", "recorded_at": "yesterday"}', 'line 3: "recorded_at" must be a UTC timestamp'),
+        ("[1, 2]", "line 3: expected a JSON object, got [1, 2]"),
+    ],
+)
+def test_import_bad_line_names_it_exits_2_and_leaves_the_store_as_it_was(orders, db, line, message):
+    before = file_digest(db)
+    good = '{"stream": "s-1", "type": "T"}'
+    result = orders("import", input=f"{good}\n{good}\n{line}\n{good}\n")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert message in result.stderr, result.stderr
+    assert file_digest(db) == before
+
+
+def test_import_conflict_exits_3_and_leaves_the_store_as_it_was(orders, db):
+    before = file_digest(db)
+    result = orders("import", input='{"stream": "new-1", "type": "T"}\n{"stream": "order-1", "type": "T", "version": 7}\n')
+    assert result.exit_code == 3
+    assert "wrong expected version for stream 'order-1': expected 6, actual 2" in result.stderr
+    assert file_digest(db) == before
+
+
+def test_import_of_a_missing_file_exits_2(cli, tmp_path):
+    result = cli("import", str(tmp_path / "nope.ndjson"))
+    assert result.exit_code == 2
+    assert "cannot read" in result.stderr
+
+
+def test_import_batches_can_be_rerun_after_a_failure(cli, tmp_path):
+    lines = [json.dumps({"stream": "s-1", "type": "T", "id": f"0190a2b4-0000-7000-8000-0000000000{i:02d}"})
+             for i in range(10)]
+    broken = lines[:6] + ["{oops"] + lines[6:]
+    path = tmp_path / "in.ndjson"
+    path.write_text("\n".join(broken) + "\n")
+    failed = cli("import", str(path), "--batch-size", "4")
+    assert failed.exit_code == 2
+    assert "line 7: invalid JSON" in failed.stderr
+    assert "4 lines before this batch were committed" in failed.stderr
+    path.write_text("\n".join(lines) + "\n")
+    rerun = cli("import", str(path), "--batch-size", "4")
+    assert json.loads(rerun.stdout) == {
+        "imported": 6, "duplicates": 4, "streams": 1, "first_position": 5, "last_position": 10,
+    }
+
+
+def test_export_into_import_reproduces_an_identical_export(orders, cli, tmp_path):
+    cli("append", "order-1", "Shipped", '{"price": 19.99, "big": 12345678901234567890, "u": "é\\u2028"}',
+        "--correlation-id", "c-1")
+    exported = cli("export").stdout
+    copy = tmp_path / "copy.db"
+    result = cli("import", input=exported, db_path=copy)
+    assert result.exit_code == 0, result.stderr
+    assert cli("export", db_path=copy).stdout == exported
+    # and importing the same export again is a no-op
+    again = cli("import", input=exported, db_path=copy)
+    assert json.loads(again.stdout)["duplicates"] == 5
+
+
+# --- read -----------------------------------------------------------------------
+
+
+def test_read_a_stream_as_ndjson_with_all_envelope_keys(orders):
+    result = orders("read", "order-1")
+    assert result.exit_code == 0
+    events = ndjson(result.stdout)
+    assert [list(e) for e in events] == [ENVELOPE_KEYS, ENVELOPE_KEYS]
+    assert [(e["version"], e["type"]) for e in events] == [(1, "Created"), (2, "Paid")]
+
+
+def test_read_options(orders):
+    assert [e["version"] for e in ndjson(orders("read", "order-1", "--backwards").stdout)] == [2, 1]
+    assert [e["version"] for e in ndjson(orders("read", "order-1", "--from-version", "2").stdout)] == [2]
+    assert [e["version"] for e in ndjson(orders("read", "order-1", "--to-version", "1").stdout)] == [1]
+    assert [e["position"] for e in ndjson(orders("read", "--all", "--limit", "2").stdout)] == [1, 2]
+    assert [e["stream"] for e in ndjson(orders("read", "--all", "--category", "order").stdout)] == [
+        "order-1", "order-1", "order-2",
+    ]
+    assert [e["type"] for e in ndjson(orders("read", "--all", "--type", "Paid", "--type", "Registered").stdout)] == [
+        "Paid", "Registered",
+    ]
+    assert [e["position"] for e in ndjson(orders("read", "--all", "--from-position", "3").stdout)] == [3, 4]
+
+
+def test_read_json_output_is_one_array(orders):
+    for args in (["-o", "json", "read", "order-2"], ["read", "order-2", "-o", "json"]):
+        doc = json.loads(orders(*args).stdout)
+        assert isinstance(doc, list) and [e["stream"] for e in doc] == ["order-2"]
+
+
+def test_read_table_output_when_asked(orders):
+    result = orders("read", "order-1", "-o", "table")
+    assert result.exit_code == 0
+    assert "Created" in result.stdout and "Paid" in result.stdout and "position" in result.stdout
+    assert "\x1b[" not in result.stdout  # not a terminal: no colour
+
+
+def test_read_missing_stream_exits_4(orders):
+    result = orders("read", "order-9")
+    assert (result.exit_code, result.stdout, result.stderr) == (4, "", "esctl: error: stream 'order-9' not found\n")
+
+
+def test_read_without_a_store_exits_4_and_creates_nothing(cli, db):
+    result = cli("read", "--all")
+    assert result.exit_code == 4
+    assert result.stderr == f"esctl: error: no event store at {db}\n"
+    assert not db.exists()
+
+
+def test_read_needs_a_stream_or_all(orders):
+    assert orders("read").exit_code == 2
+    assert orders("read", "order-1", "--all").exit_code == 2
+    assert "apply to --all" in orders("read", "order-1", "--category", "order").stderr
+
+
+def test_not_an_esctl_store_exits_1_without_traceback(cli, db):
+    db.write_text("hello")
+    result = cli("read", "--all")
+    assert result.exit_code == 1
+    assert result.stderr == f"esctl: error: {db} is not an esctl event store (not a SQLite database)\n"
+    assert db.read_text() == "hello"
+
+
+# --- export, streams, info -------------------------------------------------------
+
+
+def test_export_is_ndjson_even_when_a_table_is_asked_for(orders):
+    result = orders("-o", "table", "export", "--category", "order", "--from-position", "2")
+    assert [(e["stream"], e["position"]) for e in ndjson(result.stdout)] == [("order-1", 2), ("order-2", 4)]
+
+
+def test_streams(orders):
+    rows = ndjson(orders("streams").stdout)
+    assert [(r["stream"], r["category"], r["version"], r["last_position"]) for r in rows] == [
+        ("order-1", "order", 2, 2), ("order-2", "order", 1, 4), ("user-7", "user", 1, 3),
+    ]
+    assert set(rows[0]) == {"stream", "category", "version", "first_recorded_at", "last_recorded_at", "last_position"}
+    assert [r["stream"] for r in ndjson(orders("streams", "--category", "user").stdout)] == ["user-7"]
+
+
+def test_info_store_and_stream(orders, db):
+    doc = json.loads(orders("info").stdout)
+    assert (doc["events"], doc["streams"], doc["last_position"], doc["schema_version"]) == (4, 3, 4, 1)
+    assert doc["categories"] == {"order": 3, "user": 1}
+    assert doc["path"] == str(db.resolve()) and doc["file_size"] > 0
+    one = json.loads(orders("info", "order-1").stdout)
+    assert (one["version"], one["types"], one["last"]["type"]) == (2, {"Created": 1, "Paid": 1}, "Paid")
+    assert orders("info", "order-9").exit_code == 4
+
+
+def test_version_option(cli):
+    from esctl import __version__
+
+    result = cli("--version")
+    assert (result.exit_code, result.stdout) == (0, f"esctl {__version__}\n")
+
+
+# --- real processes: pipes, exit codes --------------------------------------------
+
+
+def _esctl(*args: str) -> list[str]:
+    return [sys.executable, "-m", "esctl", *args]
+
+
+def test_closed_pipe_ends_quietly(tmp_path: Path):
+    db = tmp_path / "e.db"
+    lines = "".join(json.dumps({"stream": f"s-{i}", "type": "T", "data": {"pad": "x" * 200}}) + "\n" for i in range(20000))
+    subprocess.run(_esctl("--db", str(db), "import"), input=lines.encode(), check=True, capture_output=True)
+    proc = subprocess.run(
+        f"{' '.join(_esctl('--db', str(db), 'read', '--all'))} | head -1",
+        shell=True, capture_output=True, text=True,
+    )
+    assert json.loads(proc.stdout)["position"] == 1
+    assert proc.stderr == ""
+
+
+def test_python_dash_m_and_exit_codes_in_a_real_process(tmp_path: Path):
+    db = str(tmp_path / "e.db")
+    assert subprocess.run(_esctl("--db", db, "read", "x-1"), capture_output=True).returncode == 4
+    subprocess.run(_esctl("--db", db, "append", "x-1", "T"), check=True, capture_output=True)
+    proc = subprocess.run(_esctl("--db", db, "append", "x-1", "T", "-e", "0"), capture_output=True, text=True)
+    assert proc.returncode == 3
+    assert proc.stdout == ""
+    assert proc.stderr.startswith("esctl: error: wrong expected version")

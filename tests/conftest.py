@@ -1,0 +1,37 @@
+"""Fixtures shared by every test module: a fresh store, and the CLI against it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from esctl.cli.app import app
+from esctl.store import EventStore
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    """Path of a store that does not exist yet."""
+    return tmp_path / "events.db"
+
+
+@pytest.fixture
+def store(db: Path):
+    with EventStore.open(db, create=True) as s:
+        yield s
+
+
+@pytest.fixture
+def cli(db: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., object]:
+    """Run esctl against the test's store: cli("append", "s-1", "T", input=...)."""
+    runner = CliRunner()
+    for var in ("ESCTL_DB", "ESCTL_MODEL", "ESCTL_READ_DB", "NO_COLOR"):
+        monkeypatch.delenv(var, raising=False)
+
+    def run(*args: str, input: str | bytes | None = None, db_path: Path | None = None):
+        return runner.invoke(app, ["--db", str(db_path or db), *args], input=input)
+
+    return run

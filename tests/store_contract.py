@@ -1,0 +1,209 @@
+"""The event-store contract: behaviour every backend must show.
+
+A backend's test module subclasses `StoreContract` and provides a `store` fixture
+(see test_sqlite_store.py). Nothing here knows about SQLite.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from esctl import (
+    ANY,
+    EXISTS,
+    NO_STREAM,
+    DuplicateEventId,
+    InvalidInput,
+    NewEvent,
+    NotFound,
+    WrongExpectedVersion,
+)
+
+
+def ev(stream: str, type_: str = "Happened", data: dict | None = None, **kw) -> NewEvent:
+    return NewEvent(stream, type_, data if data is not None else {}, **kw)
+
+
+class StoreContract:
+    # --- append and read -----------------------------------------------------------
+
+    def test_append_assigns_versions_and_positions(self, store):
+        a = store.append("order-1", [ev("order-1", "Created", {"n": 1}), ev("order-1", "Paid")])
+        b = store.append("order-2", [ev("order-2", "Created")])
+        c = store.append("order-1", [ev("order-1", "Shipped")])
+        assert [(e.stream, e.version, e.position) for e in a.events + b.events + c.events] == [
+            ("order-1", 1, 1),
+            ("order-1", 2, 2),
+            ("order-2", 1, 3),
+            ("order-1", 3, 4),
+        ]
+        assert store.stream_version("order-1") == 3
+        assert store.head_position() == 4
+
+    def test_read_stream_returns_what_was_appended(self, store):
+        store.append("cart-9", [ev("cart-9", "Added", {"sku": "x", "qty": 2, "nested": {"a": [1, 2]}},
+                                   metadata={"correlation_id": "c1"})])
+        (event,) = list(store.read_stream("cart-9"))
+        assert event.type == "Added"
+        assert event.data == {"sku": "x", "qty": 2, "nested": {"a": [1, 2]}}
+        assert event.metadata == {"correlation_id": "c1"}
+        assert event.category == "cart"
+        assert len(event.id) == 36 and event.id[14] == "7"  # a generated UUIDv7
+        assert event.recorded_at.endswith("Z") and len(event.recorded_at) == 27
+
+    def test_read_stream_ranges_backwards_and_limit(self, store):
+        store.append("s-1", [ev("s-1", f"E{i}") for i in range(1, 6)])
+        types = lambda events: [e.type for e in events]  # noqa: E731
+        assert types(store.read_stream("s-1", from_version=2, to_version=4)) == ["E2", "E3", "E4"]
+        assert types(store.read_stream("s-1", backwards=True, limit=2)) == ["E5", "E4"]
+
+    def test_reading_a_missing_stream_is_not_found(self, store):
+        with pytest.raises(NotFound, match="nope-1"):
+            list(store.read_stream("nope-1"))
+
+    def test_read_all_in_position_order_with_filters(self, store):
+        store.append("order-1", [ev("order-1", "Created")])
+        store.append("user-1", [ev("user-1", "Registered")])
+        store.append("order-2", [ev("order-2", "Created"), ev("order-2", "Paid")])
+        assert [e.position for e in store.read_all()] == [1, 2, 3, 4]
+        assert [e.stream for e in store.read_all(category="order")] == ["order-1", "order-2", "order-2"]
+        assert [e.position for e in store.read_all(types=["Paid", "Registered"])] == [2, 4]
+        assert [e.position for e in store.read_all(from_position=3, limit=1)] == [3]
+
+    def test_category_is_the_part_before_the_first_dash(self, store):
+        store.append("order-42-x", [ev("order-42-x")])
+        store.append("standalone", [ev("standalone")])
+        assert [s.category for s in store.streams()] == ["order", "standalone"]
+
+    # --- expected versions ---------------------------------------------------------
+
+    @pytest.mark.parametrize(
+        ("expected", "before", "accepted"),
+        [
+            (ANY, 0, True),
+            (ANY, 2, True),
+            (NO_STREAM, 0, True),
+            (NO_STREAM, 1, False),
+            (EXISTS, 0, False),
+            (EXISTS, 1, True),
+            (0, 0, True),
+            (0, 1, False),
+            (2, 2, True),
+            (1, 2, False),
+            (3, 2, False),
+        ],
+    )
+    def test_expected_version_rules(self, store, expected, before, accepted):
+        if before:
+            store.append("s-1", [ev("s-1") for _ in range(before)])
+        head = store.head_position()
+        if accepted:
+            store.append("s-1", [ev("s-1")], expected)
+            assert store.stream_version("s-1") == before + 1
+        else:
+            with pytest.raises(WrongExpectedVersion) as info:
+                store.append("s-1", [ev("s-1")], expected)
+            assert (info.value.stream, info.value.actual) == ("s-1", before)
+            assert str(expected) in str(info.value)
+            assert store.head_position() == head
+
+    def test_a_failed_batch_writes_nothing(self, store):
+        store.append("s-1", [ev("s-1")])
+        with pytest.raises(InvalidInput):
+            store.append("s-1", [ev("s-1", "Ok"), ev("s-1", "bad type")])
+        assert store.stream_version("s-1") == 1
+        assert store.head_position() == 1
+
+    # --- idempotency ---------------------------------------------------------------
+
+    def test_same_id_same_event_is_an_idempotent_no_op(self, store):
+        event_id = "0190a2b4-0000-7000-8000-000000000001"
+        first = store.append("s-1", [ev("s-1", "Paid", {"amount": 5}, id=event_id)])
+        again = store.append("s-1", [ev("s-1", "Paid", {"amount": 5}, id=event_id)], NO_STREAM)
+        assert again.duplicates == 1
+        assert again.events == first.events
+        assert store.head_position() == 1
+
+    @pytest.mark.parametrize(
+        "changed",
+        [
+            {"stream": "s-2"},
+            {"type_": "Refunded"},
+            {"data": {"amount": 6}},
+            {"metadata": {"by": "someone"}},
+        ],
+    )
+    def test_same_id_different_event_is_a_conflict(self, store, changed):
+        event_id = "0190a2b4-0000-7000-8000-000000000002"
+        store.append("s-1", [ev("s-1", "Paid", {"amount": 5}, id=event_id)])
+        args = {"stream": "s-1", "type_": "Paid", "data": {"amount": 5}, **changed}
+        metadata = args.pop("metadata", {})
+        with pytest.raises(DuplicateEventId, match=event_id):
+            store.append(args["stream"], [ev(**args, id=event_id, metadata=metadata)])
+        assert store.head_position() == 1
+
+    def test_ids_are_stored_in_canonical_form(self, store):
+        from esctl.ids import canonical_id
+
+        given = "0190A2B4-0000-7000-8000-00000000000A"
+        store.append("s-1", [ev("s-1", id=canonical_id(given))])
+        assert next(store.read_stream("s-1")).id == given.lower()
+
+    # --- import --------------------------------------------------------------------
+
+    def test_import_is_atomic(self, store):
+        store.append("s-1", [ev("s-1")])
+        lines = [("line 1: ", ev("s-2")), ("line 2: ", ev("s-1", expected_version=5))]
+        with pytest.raises(WrongExpectedVersion):
+            store.import_events(lines)
+        assert store.head_position() == 1
+        assert store.stream_version("s-2") == 0
+
+    def test_import_skips_duplicates_and_reports(self, store):
+        ids = [f"0190a2b4-0000-7000-8000-00000000000{i}" for i in range(4)]
+        events = [("", ev(f"s-{i % 2}", id=ids[i])) for i in range(4)]
+        first = store.import_events(events)
+        assert (first.imported, first.duplicates, first.streams) == (4, 0, 2)
+        assert (first.first_position, first.last_position) == (1, 4)
+        again = store.import_events(events + [("", ev("s-9"))], batch_size=2)
+        assert (again.imported, again.duplicates, again.streams) == (1, 4, 1)
+        assert (again.first_position, again.last_position) == (5, 5)
+
+    def test_import_batches_commit_as_they_go(self, store):
+        events = [("line 1: ", ev("s-1")), ("line 2: ", ev("s-1")), ("line 3: ", ev("s-1", expected_version=0))]
+        with pytest.raises(WrongExpectedVersion, match="2 lines before this batch were committed"):
+            store.import_events(events, batch_size=2)
+        assert store.stream_version("s-1") == 2
+
+    def test_exact_versions_from_an_export_are_enforced(self, store):
+        store.import_events([("", ev("s-1", expected_version=0)), ("", ev("s-1", expected_version=1))])
+        with pytest.raises(WrongExpectedVersion):
+            store.import_events([("", ev("s-1", expected_version=1))])
+
+    def test_imported_recorded_at_is_preserved(self, store):
+        stamp = "2020-01-02T03:04:05.000006Z"
+        store.import_events([("", ev("s-1", recorded_at=stamp))])
+        assert next(store.read_stream("s-1")).recorded_at == stamp
+
+    # --- listing -------------------------------------------------------------------
+
+    def test_streams_and_info(self, store):
+        store.append("order-1", [ev("order-1", "Created"), ev("order-1", "Paid")])
+        store.append("user-1", [ev("user-1", "Registered")])
+        rows = [s.to_dict() for s in store.streams()]
+        assert [(r["stream"], r["category"], r["version"], r["last_position"]) for r in rows] == [
+            ("order-1", "order", 2, 2),
+            ("user-1", "user", 1, 3),
+        ]
+        assert [s.stream for s in store.streams(category="user")] == ["user-1"]
+        info = store.info()
+        assert (info["events"], info["streams"], info["last_position"]) == (3, 2, 3)
+        assert info["categories"] == {"order": 2, "user": 1}
+        assert info["types"] == {"Created": 1, "Paid": 1, "Registered": 1}
+        one = store.stream_info("order-1")
+        assert (one["version"], one["types"], one["first"]["type"], one["last"]["type"]) == (
+            2,
+            {"Created": 1, "Paid": 1},
+            "Created",
+            "Paid",
+        )

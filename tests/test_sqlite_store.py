@@ -1,0 +1,99 @@
+"""The SQLite backend: the store contract, plus what its schema guarantees."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from esctl import NewEvent, NotFound, StoreError
+from esctl.store import EventStore
+from esctl.store.schema import SCHEMA_VERSION
+from tests.helpers import file_digest
+from tests.store_contract import StoreContract
+
+
+class TestSQLiteStore(StoreContract):
+    pass
+
+
+@pytest.fixture
+def filled(db):
+    with EventStore.open(db, create=True) as s:
+        s.append("s-1", [NewEvent("s-1", "A"), NewEvent("s-1", "B")])
+    return db
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE events SET type = 'X'",
+        "DELETE FROM events",
+        # REPLACE would delete the stored event that owns the id.
+        "INSERT OR REPLACE INTO events (position, stream, version, type, data, metadata, id, recorded_at)"
+        " SELECT 3, 's-1', 3, 'C', '{}', '{}', id, recorded_at FROM events WHERE position = 1",
+        # A gap in positions, or in a stream's versions.
+        "INSERT INTO events (position, stream, version, type, data, metadata, id, recorded_at)"
+        " VALUES (5, 's-1', 3, 'C', '{}', '{}', 'x', '2020-01-01T00:00:00.000000Z')",
+        "INSERT INTO events (position, stream, version, type, data, metadata, id, recorded_at)"
+        " VALUES (3, 's-1', 4, 'C', '{}', '{}', 'x', '2020-01-01T00:00:00.000000Z')",
+        "INSERT INTO events (position, stream, version, type, data, metadata, id, recorded_at)"
+        " VALUES (3, 's-1', 2, 'C', '{}', '{}', 'x', '2020-01-01T00:00:00.000000Z')",
+    ],
+)
+def test_schema_refuses_changes_from_a_plain_sqlite_shell(filled, sql):
+    conn = sqlite3.connect(filled)
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute(sql)
+    conn.commit()
+    rows = conn.execute("SELECT position, version, type FROM events ORDER BY position").fetchall()
+    assert rows == [(1, 1, "A"), (2, 2, "B")]
+
+
+def test_the_store_uses_wal_and_records_its_schema(filled):
+    conn = sqlite3.connect(filled)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_reading_a_missing_store_is_not_found_and_creates_nothing(db):
+    with pytest.raises(NotFound, match=f"no event store at {db}"):
+        EventStore.open(db)
+    assert not db.exists()
+
+
+def test_a_file_that_is_not_sqlite_is_refused_untouched(db):
+    db.write_text("just some text\n")
+    with pytest.raises(StoreError, match="not an esctl event store"):
+        EventStore.open(db, create=True)
+    assert db.read_text() == "just some text\n"
+
+
+def test_another_sqlite_database_is_refused_untouched(db):
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE people (name TEXT)")
+    conn.commit()
+    conn.close()
+    before = file_digest(db)
+    with pytest.raises(StoreError, match="not an esctl event store"):
+        EventStore.open(db, create=True)
+    assert file_digest(db) == before
+
+
+def test_a_newer_schema_is_refused_untouched(filled):
+    conn = sqlite3.connect(filled)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    before = file_digest(filled)
+    with pytest.raises(StoreError, match="newer than this esctl knows"):
+        EventStore.open(filled, create=True)
+    assert file_digest(filled) == before
+
+
+def test_an_empty_file_becomes_a_store_on_write(db):
+    db.write_bytes(b"")
+    with pytest.raises(NotFound):
+        EventStore.open(db)
+    with EventStore.open(db, create=True) as s:
+        assert s.head_position() == 0
