@@ -1,0 +1,46 @@
+"""Aggregates: state as a fold over a stream's history.
+
+Define them in a model module (see `definition`), then replay, step through,
+diff, snapshot and command them from Python or from `esctl`:
+
+    from esctl.aggregates import Aggregate, evolve, command, Replayer, execute
+"""
+
+from esctl.aggregates.changes import changed_paths, diff
+from esctl.aggregates.default_fold import DefaultFold, merge
+from esctl.aggregates.definition import Aggregate, CommandContext, Emitted, command, evolve
+from esctl.aggregates.errors import ModelError, UnknownEventType
+from esctl.aggregates.execute import Executed, execute
+from esctl.aggregates.lookup import aggregate_for, aggregates_in
+from esctl.aggregates.plain import to_plain
+from esctl.aggregates.replay import Replayed, Replayer, Step
+from esctl.aggregates.snapshots import Snapshot, Snapshots
+from esctl.aggregates.upcasting import Upcasters, upcaster
+from esctl.errors import CommandRejected
+
+__all__ = [
+    "Aggregate",
+    "CommandContext",
+    "CommandRejected",
+    "DefaultFold",
+    "Emitted",
+    "Executed",
+    "ModelError",
+    "Replayed",
+    "Replayer",
+    "Snapshot",
+    "Snapshots",
+    "Step",
+    "UnknownEventType",
+    "Upcasters",
+    "aggregate_for",
+    "aggregates_in",
+    "changed_paths",
+    "command",
+    "diff",
+    "evolve",
+    "execute",
+    "merge",
+    "to_plain",
+    "upcaster",
+]

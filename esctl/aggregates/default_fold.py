@@ -1,0 +1,34 @@
+"""The default fold: how a stream replays when no aggregate is defined for it.
+
+Starting from `{}`, each event's `data` is merged in as a JSON Merge Patch
+(RFC 7396): objects merge key by key, any other value (lists included) replaces
+what was there, and `null` removes the key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from esctl.aggregates.definition import WILDCARD, Aggregate, evolve
+
+
+def merge(state: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """Merge `patch` into `state` in place and return it. `patch` is freshly decoded
+    event data, so its values can be adopted without copying."""
+    for key, value in patch.items():
+        if value is None:
+            state.pop(key, None)
+        elif type(value) is dict:
+            current = state.get(key)
+            # A new object still goes through merge so that its nulls are dropped.
+            state[key] = merge(current if type(current) is dict else {}, value)
+        else:
+            state[key] = value
+    return state
+
+
+class DefaultFold(Aggregate):
+    """The aggregate replay uses for a stream whose category has none."""
+
+    @evolve(WILDCARD)
+    def merged(state: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        return merge(state, data)

@@ -1,0 +1,57 @@
+"""Time travel: which version a replay stops at.
+
+`--to-version N`, `--as-of TIMESTAMP` (the last event recorded at or before it) and
+`--until-type T` (just before the first event of type T) each give a version; the
+replay stops at the lowest of them, or at the head. 0 means "before any event"."""
+
+from __future__ import annotations
+
+from esctl.errors import NotFound
+from esctl.events import parse_timestamp
+from esctl.store import EventStore
+
+
+def stream_head(store: EventStore, stream: str) -> int:
+    head = store.stream_version(stream)
+    if head == 0:
+        raise NotFound(f"stream {stream!r} not found")
+    return head
+
+
+def check_version(stream: str, version: int, head: int) -> int:
+    if version < 0 or version > head:
+        raise NotFound(f"stream {stream!r} has no version {version} (its version is {head})")
+    return version
+
+
+def resolve_target(
+    store: EventStore,
+    stream: str,
+    *,
+    to_version: int | None = None,
+    as_of: str | None = None,
+    until_type: str | None = None,
+) -> int:
+    head = stream_head(store, stream)
+    target = head if to_version is None else check_version(stream, to_version, head)
+    if as_of is not None:
+        # Versions form a prefix: stop before the first event recorded after the instant.
+        after = _first_version(
+            store,
+            "SELECT min(version) FROM events WHERE stream = ? AND recorded_at > ?",
+            stream,
+            parse_timestamp(as_of),
+        )
+        if after is not None:
+            target = min(target, after - 1)
+    if until_type is not None:
+        first = _first_version(
+            store, "SELECT min(version) FROM events WHERE stream = ? AND type = ?", stream, until_type
+        )
+        if first is not None:
+            target = min(target, first - 1)
+    return target
+
+
+def _first_version(store: EventStore, sql: str, stream: str, value: str) -> int | None:
+    return store.conn.execute(sql, (stream, value)).fetchone()[0]
