@@ -27,6 +27,8 @@ from rich.text import Text
 
 from esctl import codec
 
+_JSON_COLUMNS = {"data", "metadata", "state", "changes"}
+_NUMERIC_COLUMNS = {"version", "position", "count", "checkpoint", "head", "lag", "last_position"}
 _CHUNK = 500  # rows per drawn table: long listings stream instead of building in memory
 
 
@@ -77,19 +79,39 @@ def table(
             title_justify="left",
             title_style="bold",
         )
+        cells = [[_cell(d.get(c)) for c in cols] for d in dicts]
+        budget = _json_budget(out.width, cols, cells)
         for col in cols:
             t.add_column(
                 col,
                 style=styles.get(col),
-                overflow="fold",
-                justify="right" if col in ("version", "position", "count") else "left",
+                no_wrap=col not in _JSON_COLUMNS,
+                justify="right" if col in _NUMERIC_COLUMNS else "left",
             )
-        for d in dicts:
-            t.add_row(*(_cell(d.get(c)) for c in cols))
+        for row in cells:
+            t.add_row(*(_cut(v, budget) if c in _JSON_COLUMNS else v for c, v in zip(cols, row, strict=True)))
         out.print(t)
         first = False
     if first:
         out.print(Text(empty, style="dim"))
+
+
+def _json_budget(width: int, cols: list[str], cells: list[list[Any]]) -> int:
+    """Width left for JSON columns once the others show in full: JSON is cut to fit,
+    so each row stays one line and ids, names and versions are never folded."""
+    fixed = sum(
+        max([len(c)] + [Text(row[i]).cell_len if isinstance(row[i], str) else row[i].cell_len for row in cells])
+        for i, c in enumerate(cols)
+        if c not in _JSON_COLUMNS
+    )
+    json_cols = sum(1 for c in cols if c in _JSON_COLUMNS) or 1
+    return max(12, (width - fixed - 3 * len(cols) - 2) // json_cols)
+
+
+def _cut(value: Any, width: int) -> Any:
+    if isinstance(value, str) and len(value) > width:
+        return value[: width - 1] + "…"
+    return value
 
 
 EVENT_COLUMNS = ["position", "stream", "version", "type", "recorded_at", "data"]
