@@ -182,3 +182,162 @@ def progress(total: int | None, description: str, unit: str = "events") -> Itera
             bar.update(task, advance=n, rate=rate if elapsed > 0 else "")
 
         yield advance
+
+
+# --- aggregates: state, changes, steps, versions, upcasting (issue 3) ----------------
+
+_OP_STYLE = {"add": "green", "change": "yellow", "remove": "red"}
+_OP_MARK = {"add": "+", "change": "~", "remove": "-"}
+
+
+def json_text(value: Any) -> Text:
+    """Indented JSON with Rich's JSON colours; exact decimals (esctl.codec)."""
+    from rich.highlighter import JSONHighlighter
+
+    text = Text(codec.dumps(value, indent=True).decode())
+    JSONHighlighter().highlight(text)
+    return text
+
+
+def _value(value: Any, style: str = "", width: int = 60) -> Text:
+    return Text(compact(codec.dumps(value).decode(), width), style=style)
+
+
+def aggregate_state(doc: dict[str, Any], subtitle: str) -> None:
+    """`replay`: the state of a stream at a version, as one panel."""
+    position = "—" if doc.get("position") is None else str(doc["position"])
+    title = f"[bold cyan]{doc['stream']}[/] · version {doc['version']} · position {position}"
+    console().print(
+        Panel(
+            json_text(doc["state"]),
+            title=title,
+            title_align="left",
+            subtitle=subtitle,
+            subtitle_align="right",
+        )
+    )
+
+
+def changes_table(changes: list[dict[str, Any]], title: str | None = None) -> Table:
+    t = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", title_style="bold")
+    t.add_column("", width=1)
+    t.add_column("path", style="cyan", overflow="fold")
+    t.add_column("old", overflow="fold")
+    t.add_column("new", overflow="fold")
+    for c in changes:
+        style = _OP_STYLE[c["op"]]
+        t.add_row(
+            Text(_OP_MARK[c["op"]], style=f"bold {style}"),
+            c["path"] or "(state)",
+            _value(c["old"], "red") if "old" in c else Text(""),
+            _value(c["new"], style) if "new" in c else Text(""),
+        )
+    return t
+
+
+def changes(items: list[dict[str, Any]], title: str) -> None:
+    """`diff`: one row per changed path."""
+    out = console()
+    if not items:
+        out.print(Text(title, style="bold"))
+        out.print(Text("no changes", style="dim"))
+        return
+    out.print(changes_table(items, title))
+
+
+def _event_heading(ev: Any, skipped: bool = False) -> Text:
+    heading = Text()
+    heading.append(f"v{ev.version} ", style="bold")
+    heading.append(ev.type, style="bold magenta")
+    heading.append(f"  position {ev.position} · {ev.recorded_at}", style="dim")
+    if skipped:
+        heading.append("  skipped: no handler", style="yellow")
+    return heading
+
+
+def replay_steps(steps: Iterable[Any], title: str) -> None:
+    """`replay --steps` on a terminal: each event and the changes it made."""
+    out = console()
+    out.print(Text(title, style="bold"))
+    count = 0
+    for s in steps:
+        count += 1
+        out.print(_event_heading(s.event, s.skipped))
+        if s.changes:
+            out.print(changes_table(s.changes))
+        else:
+            out.print(Text("  no change", style="dim"))
+    if not count:
+        out.print(Text("no events", style="dim"))
+
+
+def versions(rows: Iterable[dict[str, Any]], title: str) -> None:
+    """`versions`: one row per version with the state paths its event changed."""
+    out = console()
+    iterator = iter(rows)
+    first = True
+    while chunk := list(islice(iterator, _CHUNK)):
+        t = Table(box=box.SIMPLE_HEAD, title=title if first else None, title_justify="left", show_header=first)
+        t.add_column("version", justify="right", no_wrap=True)
+        t.add_column("position", justify="right", style="dim", no_wrap=True)
+        t.add_column("type", style="bold magenta", no_wrap=True)
+        t.add_column("recorded_at", style="dim", no_wrap=True)
+        t.add_column("changed", style="cyan", overflow="fold")
+        for row in chunk:
+            changed = ", ".join(row["changed"]) or Text("—", style="dim")
+            t.add_row(str(row["version"]), str(row["position"]), row["type"], row["recorded_at"], changed)
+        out.print(t)
+        first = False
+    if first:
+        out.print(Text("no events", style="dim"))
+
+
+def step_screen(stream: str, aggregate: str, index: int, total: int, step: Any, state: Any) -> None:
+    """One screen of `replay --step`: the event just applied, its changes, the state."""
+    out = console()
+    out.clear()
+    header = Text()
+    header.append(stream, style="bold cyan")
+    header.append(f"  {aggregate}  ", style="dim")
+    header.append(f"step {index}/{total}", style="bold")
+    out.print(header)
+    if step is None:
+        out.print(Text("initial state: no event applied yet", style="dim"))
+    else:
+        out.print(_event_heading(step.event, step.skipped))
+        out.print(Panel(json_text(step.event.data), title="event data", title_align="left", expand=False))
+        if step.changes:
+            out.print(changes_table(step.changes, "changes"))
+        else:
+            out.print(Text("no change to the state", style="dim"))
+    out.print(Panel(json_text(state), title="state", title_align="left", expand=False))
+    end = "  (end of stream)" if index == total else ""
+    out.print(Text(f"space/→ next · b/← back · g first · G last · q quit{end}", style="dim"))
+
+
+def upcast_preview(rows: Iterable[dict[str, Any]], title: str) -> None:
+    """`upcast --dry-run`: each stored event before and after its upcasters."""
+    out = console()
+    out.print(Text(title, style="bold"))
+    count = 0
+    for row in rows:
+        count += 1
+        heading = Text()
+        heading.append(f"{row['stream']} v{row['version']} ", style="bold cyan")
+        heading.append(
+            f"position {row['position']} · schema {row['from_schema']} → {row['to_schema']}", style="dim"
+        )
+        out.print(heading)
+        if not row["changes"]:
+            out.print(Text("  already current: read as stored", style="dim"))
+            continue
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column()
+        grid.add_column()
+        grid.add_row(
+            Panel(json_text(row["before"]), title="stored", title_align="left"),
+            Panel(json_text(row["after"]), title="as read", title_align="left"),
+        )
+        out.print(grid)
+    if not count:
+        out.print(Text("no stored events of this type", style="dim"))
