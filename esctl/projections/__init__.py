@@ -1,0 +1,21 @@
+"""Projections: read models built from the event log into ordinary SQLite tables.
+
+Define them in a model module (`Projection`, `Table`); run, rebuild, verify and query
+them with the functions here or `esctl project ...`. Importing this package loads
+neither sqlite-utils nor any CLI library.
+"""
+
+from esctl.projections.apply import Failure, ProjectionFailed
+from esctl.projections.definition import Projection, Table, projections_in
+from esctl.projections.tables import ProjectionWriteError, Tables, TableWriter
+
+__all__ = [
+    "Failure",
+    "Projection",
+    "ProjectionFailed",
+    "ProjectionWriteError",
+    "Table",
+    "TableWriter",
+    "Tables",
+    "projections_in",
+]

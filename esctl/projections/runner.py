@@ -1,0 +1,241 @@
+"""Catching a projection up from its checkpoint, batch by batch.
+
+Each batch is one transaction on the read-model connection: the handlers' writes
+and the new checkpoint commit together, so an event is never applied twice or
+skipped, whatever fails or is interrupted. A handler that raises rolls its batch
+back, the failing event is recorded in the catalog (status `failed`) and the next
+run starts again from the same event.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from esctl.projections import catalog
+from esctl.projections.apply import Applier, HandlerFailed, ProjectionFailed, Upcast
+from esctl.projections.definition import Projection
+from esctl.store import EventStore
+
+BATCH = 2_000  # events per transaction when catching up
+Progress = Callable[[int], None]
+
+
+@dataclass
+class RunResult:
+    name: str
+    start: int  # the checkpoint before
+    checkpoint: int
+    head: int
+    applied: int  # events that reached a handler
+    seconds: float = 0.0
+    adopted_code: bool = False  # a failed projection resumed with changed (fixed) code
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "from": self.start,
+            "checkpoint": self.checkpoint,
+            "head": self.head,
+            "applied": self.applied,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def read_batch(
+    store: EventStore,
+    projection: Projection,
+    after: int,
+    upto: int,
+    limit: int,
+    *,
+    filter_types: bool = True,
+) -> tuple[list[tuple], int]:
+    """Raw rows of the events after `after` up to `upto` that the projection may
+    handle, and the checkpoint reached once they are applied."""
+    categories = projection.categories
+    rows = list(
+        store.read_all(
+            from_position=after + 1,
+            to_position=upto,
+            category=categories[0] if categories and len(categories) == 1 else None,
+            types=projection.event_types if filter_types else (),
+            limit=limit,
+            raw=True,
+        )
+    )
+    # A short batch reached `upto`; a full one stopped at its last row.
+    reached = rows[-1][2] if len(rows) >= limit else upto
+    if categories and len(categories) > 1:
+        wanted = set(categories)
+        rows = [r for r in rows if r[0].partition("-")[0] in wanted]
+    return rows, reached
+
+
+def prepare(conn: sqlite3.Connection, projection: Projection) -> catalog.Record:
+    """Check the projection's tables are its own, create missing ones and its catalog
+    row. Returns the record. Writes nothing when all is in place (so a follower's
+    polling never commits, and never wakes itself up)."""
+    rec = catalog.record(conn, projection.name)
+    if rec is not None:
+        present = catalog.existing_tables(conn)
+        if all(t.lower() in present and t in rec.tables for t in projection.tables):
+            return rec
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        catalog.ensure_catalog(conn)
+        catalog.check_ownership(conn, projection)
+        rec = catalog.record(conn, projection.name)
+        present = catalog.existing_tables(conn)
+        if rec is None:
+            rec = catalog.Record(projection.name, 0, projection.fingerprint, list(projection.tables))
+        for name, table in projection.tables.items():
+            if name.lower() not in present:
+                catalog.create_table(conn, table, name, rec.generation)
+            if name not in rec.tables:
+                rec.tables.append(name)
+        catalog.save(conn, rec)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return rec
+
+
+def catch_up(
+    store: EventStore,
+    conn: sqlite3.Connection,
+    projection: Projection,
+    *,
+    upcast: Upcast | None = None,
+    filter_types: bool = True,
+    to_position: int | None = None,
+    batch_size: int = BATCH,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Apply every event after the checkpoint (up to `to_position`, default the head)."""
+    started = time.perf_counter()
+    rec = prepare(conn, projection)
+    adopted = False
+    if rec.failure is not None and rec.fingerprint != projection.fingerprint:
+        # The code changed while it was failed: that change is the fix. Resume with it.
+        adopted = True
+    checkpoint = rec.checkpoint
+    result = RunResult(projection.name, checkpoint, checkpoint, 0, 0, adopted_code=adopted)
+    applier = Applier(projection, conn, {t: t for t in projection.tables}, upcast)
+    try:
+        while True:
+            head = store.head_position()
+            upto = head if to_position is None else min(head, to_position)
+            result.head = head
+            if checkpoint >= upto:
+                break
+            rows, new_checkpoint = read_batch(
+                store, projection, checkpoint, upto, batch_size, filter_types=filter_types
+            )
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                current = catalog.record(conn, projection.name)
+                if current is None or current.checkpoint != checkpoint:
+                    # Another runner (or a rebuild) moved it: start again from there.
+                    conn.execute("ROLLBACK")
+                    if current is None:
+                        rec = prepare(conn, projection)
+                        checkpoint = rec.checkpoint
+                    else:
+                        checkpoint = current.checkpoint
+                    continue
+                result.applied += applier.apply(rows)
+                catalog.move_checkpoint(conn, projection.name, new_checkpoint)
+                if adopted:
+                    _adopt(conn, projection)
+                    adopted = False
+                conn.execute("COMMIT")
+            except HandlerFailed as failed:
+                conn.execute("ROLLBACK")
+                record_failure(conn, projection.name, checkpoint, failed.failure.to_dict())
+                result.checkpoint = checkpoint
+                raise ProjectionFailed(projection.name, failed.failure) from None
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            if progress is not None:
+                progress(new_checkpoint - checkpoint)
+            checkpoint = new_checkpoint
+    finally:
+        applier.close()
+    result.checkpoint = checkpoint
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _adopt(conn: sqlite3.Connection, projection: Projection) -> None:
+    conn.execute(
+        f"UPDATE {catalog.CATALOG} SET fingerprint = ? WHERE name = ?",
+        (projection.fingerprint, projection.name),
+    )
+
+
+def record_failure(conn: sqlite3.Connection, name: str, checkpoint: int, failure: dict[str, Any]) -> None:
+    """Note the failing event, unless the projection moved on meanwhile."""
+    from esctl import codec
+
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            f"UPDATE {catalog.CATALOG} SET failure = ? WHERE name = ? AND checkpoint = ?",
+            (codec.dumps(failure).decode(), name, checkpoint),
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def follow(
+    store: EventStore,
+    conn: sqlite3.Connection,
+    projections: Iterable[Projection],
+    *,
+    on_result: Callable[[RunResult], None],
+    on_failure: Callable[[ProjectionFailed], None],
+    upcast: Upcast | None = None,
+    filter_types: bool = True,
+    poll_seconds: float = 0.02,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> list[ProjectionFailed]:
+    """Keep the projections caught up until `should_stop` (or Ctrl-C). A failing
+    projection is reported and left behind; the others go on. New events are noticed
+    through SQLite's data_version, polled every `poll_seconds`."""
+    active = list(projections)
+    failures: list[ProjectionFailed] = []
+    for _ in _changes(store, poll_seconds, should_stop):
+        for projection in list(active):
+            try:
+                result = catch_up(store, conn, projection, upcast=upcast, filter_types=filter_types)
+            except ProjectionFailed as failed:
+                active.remove(projection)
+                failures.append(failed)
+                on_failure(failed)
+                continue
+            if result.applied or result.checkpoint != result.start:
+                on_result(result)
+        if not active:
+            break
+    return failures
+
+
+def _changes(store: EventStore, poll_seconds: float, should_stop: Callable[[], bool]) -> Iterator[None]:
+    """Yield at once, then whenever another connection has committed to the store."""
+    yield
+    seen = store.conn.execute("PRAGMA data_version").fetchone()[0]
+    while not should_stop():
+        time.sleep(poll_seconds)
+        version = store.conn.execute("PRAGMA data_version").fetchone()[0]
+        if version != seen:
+            seen = version
+            yield

@@ -1,0 +1,33 @@
+"""A projection's status: live (caught up), behind, stale (its code changed since it
+was built) or failed (with the event it failed on)."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from esctl.projections import catalog
+from esctl.projections.definition import Projection
+
+LIVE, BEHIND, STALE, FAILED = "live", "behind", "stale", "failed"
+
+
+def status(conn: sqlite3.Connection | None, projection: Projection, head: int) -> dict[str, Any]:
+    """{"name", "checkpoint", "head", "lag", "status"} plus "error" when failed.
+    `conn` is None when the read-model database does not exist yet."""
+    rec = catalog.record(conn, projection.name) if conn is not None else None
+    checkpoint = rec.checkpoint if rec else 0
+    doc: dict[str, Any] = {
+        "name": projection.name,
+        "checkpoint": checkpoint,
+        "head": head,
+        "lag": max(head - checkpoint, 0),
+    }
+    if rec is not None and rec.failure is not None:
+        doc["status"] = FAILED
+        doc["error"] = rec.failure
+    elif rec is not None and rec.fingerprint != projection.fingerprint:
+        doc["status"] = STALE
+    else:
+        doc["status"] = LIVE if checkpoint >= head else BEHIND
+    return doc
