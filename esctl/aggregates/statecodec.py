@@ -37,8 +37,11 @@ def loads(text: str) -> Any:
 
 def encode(value: Any) -> Any:
     kind = type(value)
-    if value is None or kind in (str, int, bool):
+    if value is None or kind is str or kind is bool:
         return value
+    if kind is int:
+        # orjson writes 64-bit integers; Python's are unbounded.
+        return value if -(2**63) <= value < 2**64 else {"$": "int", "v": str(value)}
     if kind is float:
         return value if math.isfinite(value) else {"$": "float", "v": repr(value)}
     if kind is list:
@@ -66,9 +69,9 @@ def encode(value: Any) -> Any:
             return {"$": "namedtuple", "c": _class_name(kind), "v": [encode(v) for v in value]}
         return {"$": "tuple", "v": [encode(v) for v in value]}
     if isinstance(value, frozenset):
-        return {"$": "frozenset", "v": [encode(v) for v in value]}
+        return {"$": "frozenset", "v": _sorted(value)}
     if isinstance(value, set):
-        return {"$": "set", "v": [encode(v) for v in value]}
+        return {"$": "set", "v": _sorted(value)}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
         return {"$": "dataclass", "c": _class_name(kind), "v": fields}
@@ -76,6 +79,11 @@ def encode(value: Any) -> Any:
         if isinstance(value, base):
             return encode(base(value))
     raise ModelError(f"aggregate state cannot be snapshotted: {kind.__name__} is not JSON-serialisable")
+
+
+def _sorted(items: set[Any] | frozenset[Any]) -> list[Any]:
+    # Sets have no order; sorting their encodings makes equal states encode equally.
+    return sorted((encode(v) for v in items), key=codec.dumps)
 
 
 def decode(value: Any) -> Any:
@@ -119,6 +127,8 @@ def decode(value: Any) -> Any:
         return {decode(x) for x in v}
     if tag == "frozenset":
         return frozenset(decode(x) for x in v)
+    if tag == "int":
+        return int(v)
     if tag == "float":
         return float(v)
     raise ValueError(f"unknown snapshot tag {tag!r}")

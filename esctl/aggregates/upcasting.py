@@ -103,6 +103,8 @@ class Upcasters:
             raise ModelError(f"{where}metadata.schema must be an integer, got {schema!r}")
         start = schema
         while (step := steps.get(schema)) is not None:
+            if schema != start:  # each upcaster sees the schema it upcasts from
+                metadata = {**metadata, SCHEMA_KEY: schema}
             try:
                 new = step.fn(data, metadata) if step.takes_metadata else step.fn(data)
             except Exception as exc:
