@@ -1,1 +1,376 @@
-"""Projection commands: project list/run/rebuild/verify/reset and query (issue 4)."""
+"""Projection commands: project list/run/rebuild/verify/reset and query (issue 4).
+
+The model's projections are read with the model's upcasters, so read models see
+events as the current code does. Read models live in the store's file unless the
+global --read-db names another; the work itself is done by esctl.projections."""
+
+from __future__ import annotations
+
+import signal
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+from esctl.cli import output
+from esctl.cli.app import OutputOption, app, load_model, open_store, output_for, settings
+from esctl.errors import InvalidInput, NotFound, VerificationFailed
+
+if TYPE_CHECKING:
+    from esctl.projections import Projection
+
+project_app = typer.Typer(
+    name="project",
+    help="Read models built from the log: list, run, rebuild, verify, reset.",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(project_app, name="project")
+
+
+def _read_path(ctx: typer.Context) -> str:
+    s = settings(ctx)
+    return s.read_db or s.db
+
+
+def _projections(ctx: typer.Context, *, required: bool = True) -> list[Projection]:
+    """The model's projections, each reading events through the model's upcasters."""
+    from esctl.projections import projections_in
+
+    module = load_model(ctx, required=required)
+    if module is None:
+        return []
+    found = projections_in(module)
+    if not found:
+        return []
+    from esctl.aggregates.upcasting import Upcasters
+
+    upcasters = Upcasters.from_module(module)
+    if not upcasters:
+        return found
+    return [p.using(upcasters.event, upcasters.functions(p.event_types)) for p in found]
+
+
+def _chosen(ctx: typer.Context, names: list[str] | None, all_: bool) -> list[Projection]:
+    from esctl.projections.definition import pick
+
+    projections = _projections(ctx)
+    if not projections:
+        raise InvalidInput("the model defines no projections")
+    if all_ and names:
+        raise InvalidInput("give projection names or --all, not both")
+    if all_:
+        return projections
+    if not names:
+        raise InvalidInput("name the projections to run, or give --all")
+    return pick(projections, names)
+
+
+def _status_doc(conn: Any, projection: Projection, head: int) -> dict[str, Any]:
+    from esctl.projections.status import status
+
+    return status(conn, projection, head)
+
+
+def _read_conn(ctx: typer.Context, store: Any) -> Any:
+    """The read-model database, or None when it does not exist yet."""
+    from esctl.projections.catalog import open_read_models
+
+    try:
+        return open_read_models(store.path, settings(ctx).read_db, create=False)
+    except NotFound:
+        return None
+
+
+# --- project list ------------------------------------------------------------------
+
+
+@project_app.command("list")
+def list_(ctx: typer.Context, output_format: OutputOption = None) -> None:
+    """Every projection: checkpoint, head, lag and status (live, behind, stale, failed)."""
+    projections = _projections(ctx)
+    if not projections:
+        output.note("the model defines no projections")
+    with open_store(ctx) as store:
+        head = store.head_position()
+        conn = _read_conn(ctx, store)
+        try:
+            docs = [_status_doc(conn, p, head) for p in projections]
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def show(rows: Any) -> None:
+        from esctl.cli import render
+
+        render.projection_statuses(rows)
+
+    output_for(ctx, output_format).records(docs, show)
+
+
+# --- project run -------------------------------------------------------------------
+
+
+@project_app.command("run")
+def run(
+    ctx: typer.Context,
+    names: Annotated[
+        Optional[list[str]], typer.Argument(metavar="[NAME...]", help="Projections to run.")
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Run every projection in the model.")] = False,
+    follow: Annotated[
+        bool,
+        typer.Option("--follow", "-f", help="Keep applying new events as they are appended (Ctrl-C stops)."),
+    ] = False,
+    output_format: OutputOption = None,
+) -> None:
+    """Catch projections up from their checkpoints."""
+    from esctl.projections import ProjectionFailed
+    from esctl.projections.catalog import open_read_models
+    from esctl.projections.runner import catch_up
+
+    chosen = _chosen(ctx, names, all_)
+    out = output_for(ctx, output_format)
+    docs: list[dict[str, Any]] = []
+    failed: list[ProjectionFailed] = []
+    with open_store(ctx) as store:
+        conn = open_read_models(store.path, settings(ctx).read_db, create=True)
+        try:
+            for projection in chosen:
+                before = _status_doc(conn, projection, store.head_position())
+                if before["status"] == "stale":
+                    output.warn(
+                        f"projection {projection.name!r} is stale (its code changed since it was built):"
+                        f" applying new events with the new code; esctl project rebuild {projection.name}"
+                        " rebuilds it all"
+                    )
+                try:
+                    result = _catch_up_with_progress(store, conn, projection, before["lag"], catch_up)
+                except ProjectionFailed as exc:
+                    output.error(str(exc))
+                    failed.append(exc)
+                    docs.append(_status_doc(conn, projection, store.head_position()))
+                    continue
+                if result.adopted_code:
+                    output.note(
+                        f"projection {projection.name!r} resumed with its changed code from position"
+                        f" {result.start + 1}; esctl project verify {projection.name} compares it with a rebuild"
+                    )
+                docs.append(
+                    {
+                        **_status_doc(conn, projection, store.head_position()),
+                        "applied": result.applied,
+                        "seconds": round(result.seconds, 3),
+                    }
+                )
+
+            def show(rows: Any) -> None:
+                from esctl.cli import render
+
+                render.projection_statuses(rows, title="after run")
+
+            out.records(docs, show)
+            if follow:
+                remaining = [p for p in chosen if p.name not in {f.name for f in failed}]
+                if remaining:
+                    failed += _follow(store, conn, remaining, out)
+        finally:
+            conn.close()
+    if failed:
+        raise typer.Exit(1)
+
+
+def _catch_up_with_progress(store: Any, conn: Any, projection: Projection, lag: int, catch_up: Any) -> Any:
+    if output.stderr_is_terminal() and lag > 50_000:
+        from esctl.cli import render
+
+        with render.progress(lag, f"running {projection.name}") as advance:
+            return catch_up(store, conn, projection, progress=advance)
+    return catch_up(store, conn, projection)
+
+
+def _follow(store: Any, conn: Any, projections: list[Projection], out: Any) -> list[Any]:
+    """Apply new events as they arrive until Ctrl-C (or SIGTERM); one line per batch."""
+    from esctl.projections.runner import follow
+
+    names = ", ".join(p.name for p in projections)
+    output.note(f"following {names}: Ctrl-C stops")
+
+    def applied(result: Any) -> None:
+        doc = {"name": result.name, "checkpoint": result.checkpoint, "applied": result.applied}
+        if out.is_table:
+            from esctl.cli import render
+
+            render.follow_line(doc)
+        else:
+            output.write_ndjson([doc])
+
+    def failure(exc: Any) -> None:
+        output.error(str(exc))
+
+    def on_term(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        return follow(store, conn, projections, on_result=applied, on_failure=failure)
+    except KeyboardInterrupt:
+        # Each batch commits or rolls back whole: stopping here loses nothing.
+        output.note("stopped following")
+        return []
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# --- project rebuild -----------------------------------------------------------------
+
+
+@project_app.command("rebuild")
+def rebuild(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The projection to rebuild from position 1.")],
+    output_format: OutputOption = None,
+) -> None:
+    """Rebuild a projection into shadow tables and swap them in when complete."""
+    from esctl.projections.catalog import open_read_models
+    from esctl.projections.definition import pick
+    from esctl.projections.rebuild import rebuild as rebuild_projection
+
+    (projection,) = pick(_projections(ctx), [name])
+    with open_store(ctx) as store:
+        conn = open_read_models(store.path, settings(ctx).read_db, create=True)
+        try:
+            head = store.head_position()
+            if output.stderr_is_terminal() and head:
+                from esctl.cli import render
+
+                with render.progress(head, f"rebuilding {name}") as advance:
+                    result = rebuild_projection(store, conn, projection, progress=advance)
+            else:
+                result = rebuild_projection(store, conn, projection)
+            doc = {
+                **_status_doc(conn, projection, store.head_position()),
+                "applied": result.applied,
+                "seconds": round(result.seconds, 3),
+                "events_per_second": round(result.checkpoint / result.seconds) if result.seconds else None,
+            }
+        finally:
+            conn.close()
+
+    def show(d: dict[str, Any]) -> None:
+        from esctl.cli import render
+
+        render.mapping(d, f"rebuilt {name}")
+
+    output_for(ctx, output_format).document(doc, show)
+
+
+# --- project verify ------------------------------------------------------------------
+
+
+@project_app.command("verify")
+def verify(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The projection to compare with a fresh rebuild.")],
+    output_format: OutputOption = None,
+) -> None:
+    """Rebuild into scratch databases (twice) and compare with the live tables; exit 5 on differences."""
+    from esctl.projections.definition import pick
+    from esctl.projections.verify import verify as verify_projection
+
+    (projection,) = pick(_projections(ctx), [name])
+    with open_store(ctx) as store:
+        report = verify_projection(store, _read_path(ctx), projection)
+    doc = {
+        "name": report.name,
+        "checkpoint": report.checkpoint,
+        "ok": report.ok,
+        "rows": report.rows,
+        "counts": {k: v for k, v in report.counts.items() if v},
+        "differences": [d.to_dict() for d in report.differences],
+    }
+    if len(report.differences) < report.total:
+        output.note(f"showing the first {len(report.differences)} of {report.total} differences")
+
+    def show(d: dict[str, Any]) -> None:
+        from esctl.cli import render
+
+        render.verify_report(d)
+
+    output_for(ctx, output_format).document(doc, show)
+    if not report.ok:
+        raise VerificationFailed(f"projection {name!r} differs from a rebuild: {report.summary()}")
+
+
+# --- project reset -------------------------------------------------------------------
+
+
+@project_app.command("reset")
+def reset(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The projection whose tables and checkpoint to drop.")],
+    output_format: OutputOption = None,
+) -> None:
+    """Drop a projection's tables and checkpoint (the next run starts from position 1)."""
+    from esctl.projections.catalog import open_read_models
+    from esctl.projections.reset import reset as reset_projection
+
+    defined = {p.name for p in _projections(ctx, required=False)}
+    with open_store(ctx) as store:
+        conn = open_read_models(store.path, settings(ctx).read_db, create=False) if _exists(ctx) else None
+        try:
+            dropped = reset_projection(conn, name) if conn is not None else None
+        finally:
+            if conn is not None:
+                conn.close()
+    if dropped is None:
+        if name not in defined:
+            raise NotFound(f"no projection named {name!r} in the model or the read models")
+        output.note(f"projection {name!r} has not been built: nothing to reset")
+        dropped = []
+    doc = {"name": name, "dropped": dropped}
+
+    def show(d: dict[str, Any]) -> None:
+        from esctl.cli import render
+
+        render.mapping(d, f"reset {name}")
+
+    output_for(ctx, output_format).document(doc, show)
+
+
+def _exists(ctx: typer.Context) -> bool:
+    import os
+
+    path = _read_path(ctx)
+    return os.path.exists(path) and os.path.getsize(path) > 0
+
+
+# --- query -------------------------------------------------------------------------
+
+
+@app.command()
+def query(
+    ctx: typer.Context,
+    sql: Annotated[
+        str, typer.Argument(metavar="SQL", help="One read-only SQL statement; :name placeholders.")
+    ],
+    param: Annotated[
+        Optional[list[str]],
+        typer.Option("--param", "-p", metavar="NAME=VALUE", help="A value for :NAME (repeatable)."),
+    ] = None,
+    output_format: OutputOption = None,
+) -> None:
+    """Run a read-only SQL query against the read models (writes are refused)."""
+    from esctl.projections.query import parse_params, run_query
+
+    s = settings(ctx)
+    if s.read_db is None:
+        open_store(ctx).close()  # a missing store is "no event store at PATH" (exit 4)
+    result = run_query(_read_path(ctx), sql, parse_params(param or []))
+
+    def show(rows: Any) -> None:
+        from esctl.cli import render
+
+        render.query_rows(rows, result.columns)
+
+    output_for(ctx, output_format).records(result.rows, show)

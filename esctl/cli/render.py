@@ -341,3 +341,97 @@ def upcast_preview(rows: Iterable[dict[str, Any]], title: str) -> None:
         out.print(grid)
     if not count:
         out.print(Text("no stored events of this type", style="dim"))
+
+
+# --- projections: statuses, follow lines, verify reports, query rows (issue 4) --------
+
+_STATUS_STYLE = {"live": "green", "behind": "yellow", "stale": "magenta", "failed": "bold red"}
+
+
+def projection_statuses(rows: Iterable[dict[str, Any]], title: str | None = "projections") -> None:
+    """`project list` / `project run`: one row per projection; a failure gets its event."""
+    out = console()
+    t = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", title_style="bold")
+    t.add_column("name", style="cyan", no_wrap=True)
+    t.add_column("status", no_wrap=True)
+    for col in ("checkpoint", "head", "lag"):
+        t.add_column(col, justify="right", no_wrap=True)
+    extra = False
+    failures = []
+    for row in rows:
+        cells = [row["name"], Text(row["status"], style=_STATUS_STYLE.get(row["status"], ""))]
+        cells += [str(row[c]) for c in ("checkpoint", "head", "lag")]
+        if "applied" in row:
+            if not extra:
+                t.add_column("applied", justify="right", no_wrap=True)
+                t.add_column("seconds", justify="right", no_wrap=True, style="dim")
+                extra = True
+            cells += [str(row["applied"]), f"{row['seconds']:.3f}"]
+        elif extra:
+            cells += ["—", "—"]
+        t.add_row(*cells)
+        if "error" in row:
+            failures.append(row)
+    if not t.rows:
+        out.print(Text("no projections", style="dim"))
+        return
+    out.print(t)
+    for row in failures:
+        e = row["error"]
+        line = Text()
+        line.append(f"{row['name']} failed ", style="bold red")
+        line.append(f"at position {e['position']} ({e['stream']} v{e['version']} {e['type']}): ", style="dim")
+        line.append(e["message"])
+        out.print(line)
+
+
+def follow_line(doc: dict[str, Any]) -> None:
+    """`project run --follow`: one line per batch applied."""
+    line = Text()
+    line.append(doc["name"], style="cyan")
+    line.append(f"  checkpoint {doc['checkpoint']}", style="bold")
+    line.append(f"  +{doc['applied']} applied", style="dim")
+    console().print(line)
+
+
+def verify_report(doc: dict[str, Any]) -> None:
+    """`project verify`: a verdict, then each difference with the values that differ."""
+    out = console()
+    tables = ", ".join(f"{name} ({n} rows)" for name, n in doc["rows"].items()) or "no tables"
+    if doc["ok"]:
+        verdict = f"✓ {doc['name']} matches a rebuild at checkpoint {doc['checkpoint']}: {tables}"
+        out.print(Text(verdict, style="green"))
+        return
+    counts = ", ".join(f"{n} {kind}" for kind, n in doc["counts"].items())
+    verdict = f"✗ {doc['name']} differs from a rebuild at checkpoint {doc['checkpoint']}: {counts}"
+    out.print(Text(verdict, style="red"))
+    t = Table(box=box.SIMPLE_HEAD)
+    t.add_column("table", style="cyan", no_wrap=True)
+    t.add_column("diff", no_wrap=True)
+    t.add_column("key", no_wrap=True)
+    t.add_column("live", overflow="fold")
+    t.add_column("rebuilt", overflow="fold")
+    styles = {"missing": "yellow", "extra": "yellow", "different": "red", "nondeterministic": "bold red"}
+    for d in doc["differences"]:
+        live = d.get("live", d.get("rebuilt_again"))
+        rebuilt = d.get("rebuilt")
+        columns = d.get("columns")
+        if d["diff"] == "different" and columns:
+            live = {c: live[c] for c in columns}
+            rebuilt = {c: rebuilt[c] for c in columns}
+        t.add_row(
+            d["table"],
+            Text(d["diff"], style=styles.get(d["diff"], "")),
+            compact(d["key"], 40),
+            _cell(live) if d["diff"] != "schema" else ", ".join(columns or []),
+            _cell(rebuilt),
+        )
+    out.print(t)
+
+
+def query_rows(rows: Iterable[dict[str, Any]], columns: list[str]) -> None:
+    """`query`: the result set as a table (streamed in chunks)."""
+    if not columns:
+        console().print(Text("no result set", style="dim"))
+        return
+    table(rows, columns, empty="no rows")
