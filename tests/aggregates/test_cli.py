@@ -1,0 +1,463 @@
+"""The aggregate commands through the CLI: stdout, stderr and exit codes."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import sqlite3
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from esctl.cli.app import app
+
+from .conftest import COUNTER_MODEL, ORDERS, ORDERS_EVENTS, ORDERS_MODEL
+
+MODEL = ["--model", str(ORDERS_MODEL)]
+
+
+def lines(text: str) -> list[dict]:
+    return [orjson.loads(line) for line in text.splitlines()]
+
+
+def count_events(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT count(*) FROM events").fetchone()[0]
+
+
+# --- the sample's README, command by command ---------------------------------------------
+
+
+def readme_commands() -> list[tuple[list[str], int]]:
+    """Every `esctl ...` line of the README's sh block, with the exit code its comment names."""
+    text = (ORDERS / "README.md").read_text()
+    block = re.search(r"```sh\n(.*?)```", text, re.S)
+    assert block, "the README has a sh block"
+    commands = []
+    for line in block.group(1).splitlines():
+        if line.startswith(("esctl ", "export ")):
+            expected = re.search(r"#\s*exit (\d)", line)
+            commands.append((shlex.split(line, comments=True), int(expected.group(1)) if expected else 0))
+    return commands
+
+
+def test_the_sample_readme_commands_work(tmp_path, monkeypatch, fresh_models):
+    monkeypatch.chdir(ORDERS.parent.parent)
+    env = {"ESCTL_DB": str(tmp_path / "orders.db"), "ESCTL_MODEL": ""}
+    runner = CliRunner()
+    results = {}
+    for words, expected in readme_commands():
+        if words[0] == "export":
+            name, _, value = words[1].partition("=")
+            env[name] = str(tmp_path / "orders.db") if name == "ESCTL_DB" else value
+            continue
+        result = runner.invoke(app, words[1:], env=env)
+        assert result.exit_code == expected, (words, result.stdout, result.stderr)
+        results.setdefault(" ".join(words[1:]), []).append(result)
+    shipped = orjson.loads(results["replay order-9"][0].stdout)
+    assert shipped["state"]["status"] == "shipped"
+    assert '"total":79.97,' in results["replay order-9"][0].stdout
+    assert orjson.loads(results["replay order-9 --no-snapshots"][0].stdout) == shipped
+    rejected = results['exec order-9 ship {"tracking_number": "T-1"}'][0]
+    assert (
+        rejected.stderr == "esctl: error: ship rejected: can only ship confirmed orders (status: created)\n"
+    )
+    assert rejected.stdout == ""
+    default_fold = orjson.loads(results["replay order-1"][0].stdout)
+    assert "status" not in default_fold["state"]
+    assert default_fold["state"]["lines"][0]["price"] == "29.99"
+
+
+# --- replay --------------------------------------------------------------------------------
+
+
+def test_replay_order_1_with_the_model_and_with_the_default_fold(cli, orders_db):
+    result = cli(*MODEL, "replay", "order-1")
+    assert result.exit_code == 0, result.stderr
+    doc = orjson.loads(result.stdout)
+    assert list(doc) == ["stream", "version", "position", "state"]
+    assert (doc["stream"], doc["version"], doc["position"]) == ("order-1", 3, 3)
+    assert '"total":79.97' in result.stdout
+    assert doc["state"]["status"] == "shipped"
+    assert result.stderr == ""
+
+    plain = cli("replay", "order-1")
+    assert plain.exit_code == 0
+    assert orjson.loads(plain.stdout)["state"] == {
+        "customer_id": "c-1",
+        "lines": [
+            {"product_id": "p-1", "quantity": 2, "price": "29.99"},
+            {"product_id": "p-2", "quantity": 1, "price": "19.99"},
+        ],
+        "tracking_number": "T-1",
+    }
+
+
+@pytest.mark.parametrize(
+    ("options", "version", "status"),
+    [
+        (["--to-version", "1"], 1, "created"),
+        (["--to-version", "2"], 2, "confirmed"),
+        (["--as-of", "2026-01-05T12:00:00Z"], 2, "confirmed"),
+        (["--as-of", "2026-01-05T09:00:00.000000Z"], 1, "created"),
+        (["--as-of", "2026-01-05T10:30:00+01:00"], 1, "created"),
+        (["--as-of", "2030-01-01"], 3, "shipped"),
+        (["--until-type", "OrderShipped"], 2, "confirmed"),
+        (["--until-type", "OrderCancelled"], 3, "shipped"),
+        (["--to-version", "3", "--until-type", "OrderConfirmed"], 1, "created"),
+    ],
+)
+def test_time_travel(cli, orders_db, options, version, status):
+    result = cli(*MODEL, "replay", "order-1", *options)
+    assert result.exit_code == 0, result.stderr
+    doc = orjson.loads(result.stdout)
+    assert (doc["version"], doc["state"]["status"]) == (version, status)
+
+
+def test_time_travel_to_before_the_first_event_gives_the_initial_state(cli, orders_db):
+    result = cli(*MODEL, "replay", "order-1", "--as-of", "2020-01-01T00:00:00Z")
+    assert result.exit_code == 0
+    doc = orjson.loads(result.stdout)
+    assert (doc["version"], doc["position"], doc["state"]["status"]) == (0, None, None)
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (
+            ["replay", "order-1", "--to-version", "4"],
+            4,
+            "stream 'order-1' has no version 4 (its version is 3)",
+        ),
+        (["replay", "order-99"], 4, "stream 'order-99' not found"),
+        (["replay", "order-1", "--as-of", "yesterday"], 2, "not an ISO 8601 timestamp: 'yesterday'"),
+        (["replay", "order-1", "--steps", "--step"], 2, "give --steps or --step, not both"),
+        (["replay", "order-1", "--step"], 2, "--step needs a terminal; use --steps for a listing"),
+        (["diff", "order-1", "0", "9"], 4, "stream 'order-1' has no version 9"),
+        (["versions", "order-99"], 4, "stream 'order-99' not found"),
+    ],
+)
+def test_replay_errors(cli, orders_db, args, code, message):
+    result = cli(*MODEL, *args)
+    assert result.exit_code == code
+    assert result.stdout == ""
+    assert message in result.stderr
+
+
+def test_replay_on_a_missing_store_exits_4(cli, db):
+    result = cli("replay", "order-1")
+    assert result.exit_code == 4
+    assert result.stderr == f"esctl: error: no event store at {db}\n"
+
+
+def test_unknown_event_types_are_skipped_with_a_note_or_refused_with_strict(cli, orders_db):
+    result = cli(*MODEL, "replay", "order-2")
+    assert result.exit_code == 0
+    assert orjson.loads(result.stdout)["state"]["status"] == "confirmed"
+    assert result.stderr == (
+        "esctl: order-2: skipped 1 OrderNoteAdded event (first at v2): Order has no handler for it;"
+        " --strict refuses\n"
+    )
+    strict = cli(*MODEL, "replay", "order-2", "--strict")
+    assert strict.exit_code == 2
+    assert strict.stdout == ""
+    assert strict.stderr == (
+        "esctl: error: Order has no handler for event type 'OrderNoteAdded' (stream 'order-2', version 2)\n"
+    )
+
+
+def test_replay_steps_prints_each_event_with_its_changes(cli, orders_db):
+    result = cli(*MODEL, "replay", "order-1", "--steps")
+    assert result.exit_code == 0
+    steps = lines(result.stdout)
+    assert [list(s) for s in steps] == [["version", "position", "type", "changes", "state"]] * 3
+    assert [s["type"] for s in steps] == ["OrderCreated", "OrderConfirmed", "OrderShipped"]
+    assert steps[1]["changes"] == [{"path": "status", "op": "change", "old": "created", "new": "confirmed"}]
+    assert steps[2]["state"]["tracking_number"] == "T-1"
+    limited = cli(*MODEL, "replay", "order-1", "--steps", "--to-version", "1")
+    assert [s["version"] for s in lines(limited.stdout)] == [1]
+
+
+def test_replay_as_a_table(cli, orders_db):
+    result = cli(*MODEL, "replay", "order-1", "-o", "table")
+    assert result.exit_code == 0
+    assert "order-1 · version 3 · position 3" in result.stdout
+    assert '"total": 79.97' in result.stdout
+    steps = cli(*MODEL, "replay", "order-1", "--steps", "-o", "table")
+    assert "v2 OrderConfirmed" in steps.stdout
+    assert "status" in steps.stdout
+
+
+def test_a_model_that_does_not_import_is_reported_with_file_and_line(cli, orders_db, write_model):
+    path = write_model("x = 1\nraise RuntimeError('boom')\n", "broken")
+    result = cli("--model", str(path), "replay", "order-1")
+    assert result.exit_code == 2
+    assert f"{path}, line 2: RuntimeError: boom" in result.stderr
+
+
+def test_a_model_without_an_aggregate_for_the_category_uses_the_default_fold(cli, orders_db, write_model):
+    path = write_model(COUNTER_MODEL, "counter_only")
+    result = cli("--model", str(path), "replay", "order-1")
+    assert result.exit_code == 0
+    assert "status" not in orjson.loads(result.stdout)["state"]
+    assert result.stderr == "esctl: no aggregate for category 'order' in the model: using the default fold\n"
+
+
+# --- diff and versions ------------------------------------------------------------------------
+
+
+def test_diff_between_versions(cli, orders_db):
+    result = cli(*MODEL, "diff", "order-1", "1", "3")
+    assert result.exit_code == 0
+    assert orjson.loads(result.stdout) == {
+        "stream": "order-1",
+        "from": 1,
+        "to": 3,
+        "changes": [
+            {"path": "status", "op": "change", "old": "created", "new": "shipped"},
+            {"path": "tracking_number", "op": "change", "old": None, "new": "T-1"},
+        ],
+    }
+    backwards = orjson.loads(cli(*MODEL, "diff", "order-1", "3", "1").stdout)
+    assert backwards["changes"][0] == {"path": "status", "op": "change", "old": "shipped", "new": "created"}
+    table = cli(*MODEL, "diff", "order-1", "0", "1", "-o", "table")
+    assert "lines.0" in table.stdout
+    assert "79.97" in table.stdout
+
+
+def test_diff_with_the_default_fold_reports_adds_and_removes(cli, db):
+    cli("append", "thing-1", "A", '{"a": 1, "b": {"c": 2}}')
+    cli("append", "thing-1", "B", '{"a": null, "b": {"d": 3}}')
+    result = cli("diff", "thing-1", "1", "2")
+    assert orjson.loads(result.stdout)["changes"] == [
+        {"path": "a", "op": "remove", "old": 1},
+        {"path": "b.d", "op": "add", "new": 3},
+    ]
+
+
+def test_versions_lists_the_paths_each_event_changed(cli, orders_db):
+    result = cli(*MODEL, "versions", "order-1")
+    assert result.exit_code == 0
+    rows = lines(result.stdout)
+    assert rows[0] == {
+        "version": 1,
+        "position": 1,
+        "type": "OrderCreated",
+        "recorded_at": "2026-01-05T09:00:00.000000Z",
+        "changed": ["status", "customer_id", "lines.0", "lines.1", "total"],
+    }
+    assert [r["changed"] for r in rows[1:]] == [["status"], ["status", "tracking_number"]]
+    table = cli(*MODEL, "versions", "order-1", "-o", "table")
+    assert "OrderConfirmed" in table.stdout
+
+
+# --- exec ---------------------------------------------------------------------------------------
+
+CREATE = (
+    '{"customer_id": "c-1", "lines": [{"product_id": "p-1", "quantity": 2, "price": "29.99"},'
+    ' {"product_id": "p-2", "quantity": 1, "price": "19.99"}]}'
+)
+
+
+def test_exec_appends_the_decided_events_with_correlation_and_causation(cli, db):
+    result = cli(
+        *MODEL, "exec", "order-5", "create", CREATE, "--correlation-id", "corr-5", "--command-id", "cmd-5"
+    )
+    assert result.exit_code == 0, result.stderr
+    [event] = lines(result.stdout)
+    assert (event["stream"], event["version"], event["type"]) == ("order-5", 1, "OrderCreated")
+    assert event["metadata"] == {
+        "correlation_id": "corr-5",
+        "causation_id": "cmd-5",
+        "command": "create",
+        "schema": 2,
+    }
+    again = lines(cli(*MODEL, "exec", "order-5", "confirm").stdout)[0]
+    assert again["metadata"]["correlation_id"] not in ("corr-5", "")
+    assert again["metadata"]["causation_id"] != again["metadata"]["correlation_id"]
+
+
+def test_exec_rejections_exit_6_and_write_nothing(cli, db):
+    assert cli(*MODEL, "exec", "order-5", "create", CREATE).exit_code == 0
+    before = count_events(db)
+    ship = cli(*MODEL, "exec", "order-5", "ship", '{"tracking_number": "T-1"}')
+    assert ship.exit_code == 6
+    assert ship.stdout == ""
+    assert ship.stderr == "esctl: error: ship rejected: can only ship confirmed orders (status: created)\n"
+    create = cli(*MODEL, "exec", "order-5", "create", CREATE)
+    assert create.exit_code == 6
+    assert "the order already exists (status: created)" in create.stderr
+    assert count_events(db) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["exec", "order-5", "cancel"], 2, "Order has no command 'cancel' (commands: confirm, create, ship)"),
+        (["exec", "order-5", "create", "{not json"], 2, "ARGS_JSON: invalid JSON"),
+        (["exec", "order-5", "create", "[1]"], 2, "ARGS_JSON must be a JSON object"),
+        (["exec", "cart-1", "create", "{}"], 2, "the model has no aggregate for category 'cart'"),
+    ],
+)
+def test_exec_usage_errors(cli, db, args, code, message):
+    result = cli(*MODEL, *args)
+    assert result.exit_code == code
+    assert message in result.stderr
+
+
+def test_exec_needs_a_model(cli, db):
+    result = cli("exec", "order-5", "confirm")
+    assert result.exit_code == 2
+    assert "no model" in result.stderr
+
+
+RACING_MODEL = """
+    import os
+    from esctl import EventStore, NewEvent
+    from esctl.aggregates import Aggregate, command, evolve
+
+    calls = {"n": 0}
+
+
+    class Counter(Aggregate):
+        category = "counter"
+        initial = dict
+
+        @evolve("Added")
+        def added(state, data):
+            return {"count": state.get("count", 0) + 1}
+
+        @command("add")
+        def add(state, args):
+            # Another writer appends between this command's load and its append.
+            calls["n"] += 1
+            if calls["n"] <= int(os.environ["RACE_TIMES"]):
+                with EventStore.open(os.environ["ESCTL_DB"]) as other:
+                    other.append("counter-1", [NewEvent("counter-1", "Added", {"by": "racer"})])
+            return [("Added", {"by": "exec"})]
+"""
+
+
+def test_exec_retries_after_a_racing_writer(cli, db, write_model, monkeypatch):
+    path = write_model(RACING_MODEL, "racing_ok")
+    monkeypatch.setenv("ESCTL_DB", str(db))
+    monkeypatch.setenv("RACE_TIMES", "2")
+    cli("init")
+    result = cli("--model", str(path), "exec", "counter-1", "add")
+    assert result.exit_code == 0, result.stderr
+    assert [e["version"] for e in lines(result.stdout)] == [3]
+    assert result.stderr.count("reloading and retrying") == 2
+    assert "wrong expected version for stream 'counter-1': expected no-stream, actual 1" in result.stderr
+
+
+def test_exec_gives_up_with_exit_3_after_its_retries(cli, db, write_model, monkeypatch):
+    path = write_model(RACING_MODEL, "racing_lose")
+    monkeypatch.setenv("ESCTL_DB", str(db))
+    monkeypatch.setenv("RACE_TIMES", "99")
+    cli("init")
+    result = cli("--model", str(path), "exec", "counter-1", "add", "--retries", "2")
+    assert result.exit_code == 3
+    assert result.stdout == ""
+    assert "add on 'counter-1' conflicted with other writers 3 times (retries: 2)" in result.stderr
+    assert count_events(db) == 3  # the racer's three events, none of exec's
+
+
+# --- snapshots ------------------------------------------------------------------------------------
+
+COUNTER_V1 = """
+    from esctl.aggregates import Aggregate, evolve
+
+
+    class Counter(Aggregate):
+        category = "counter"
+        initial = dict
+
+        @evolve("Added")
+        def added(state, data):
+            return {"total": state.get("total", 0) + data["n"]}
+"""
+COUNTER_V2 = COUNTER_V1.replace('+ data["n"]', '+ 10 * data["n"]')
+
+
+def test_snapshots_are_used_listed_and_ignored_after_a_code_change(cli, db, write_model):
+    for n in (1, 2, 3):
+        cli("append", "counter-1", "Added", f'{{"n": {n}}}')
+    v1 = write_model(COUNTER_V1, "counter_model")
+    written = cli("--model", str(v1), "snapshot", "counter-1", "--to-version", "2")
+    assert written.exit_code == 0, written.stderr
+    doc = orjson.loads(written.stdout)
+    assert (doc["stream"], doc["version"], doc["aggregate"]) == ("counter-1", 2, "Counter")
+    listed = lines(cli("--model", str(v1), "snapshot", "counter-1", "--list").stdout)
+    assert [(s["version"], s["valid"]) for s in listed] == [(2, True)]
+    table = cli("--model", str(v1), "replay", "counter-1", "-o", "table")
+    assert "from snapshot v2" in table.stdout
+    assert orjson.loads(cli("--model", str(v1), "replay", "counter-1").stdout)["state"] == {"total": 6}
+
+    v2 = write_model(COUNTER_V2, "counter_model")  # same file, new code
+    listed = lines(cli("--model", str(v2), "snapshot", "counter-1", "--list").stdout)
+    assert [(s["version"], s["valid"]) for s in listed] == [(2, False)]
+    replayed = cli("--model", str(v2), "replay", "counter-1")
+    assert orjson.loads(replayed.stdout)["state"] == {"total": 60}
+    assert "from v1" in cli("--model", str(v2), "replay", "counter-1", "-o", "table").stdout
+    same = cli("--model", str(v2), "replay", "counter-1", "--no-snapshots")
+    assert same.stdout == replayed.stdout
+
+
+def test_snapshot_of_a_missing_stream_exits_4(cli, db):
+    cli("init")
+    result = cli("snapshot", "order-1")
+    assert result.exit_code == 4
+    assert "stream 'order-1' not found" in result.stderr
+
+
+def test_no_snapshots_gives_the_same_document(cli, orders_db):
+    assert cli(*MODEL, "snapshot", "order-1").exit_code == 0
+    assert (
+        cli(*MODEL, "replay", "order-1").stdout == cli(*MODEL, "replay", "order-1", "--no-snapshots").stdout
+    )
+
+
+# --- upcast --------------------------------------------------------------------------------------
+
+
+def test_upcast_dry_run_shows_stored_events_before_and_after(cli, orders_db):
+    result = cli(*MODEL, "upcast", "OrderCreated", "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    rows = lines(result.stdout)
+    assert [(r["stream"], r["from_schema"], r["to_schema"]) for r in rows] == [
+        ("order-1", 2, 2),
+        ("order-2", 2, 2),
+        ("order-3", 1, 2),
+    ]
+    old = rows[2]
+    assert old["before"] == {"customer": "c-1", "items": [{"sku": "p-2", "qty": 1, "unit_price": "19.99"}]}
+    assert old["after"] == {
+        "customer_id": "c-1",
+        "lines": [{"product_id": "p-2", "quantity": 1, "price": "19.99"}],
+    }
+    assert rows[0]["changes"] == []
+    stored = lines(cli("read", "order-3").stdout)[0]
+    assert stored["data"] == old["before"]  # never rewritten
+    table = cli(*MODEL, "upcast", "OrderCreated", "--dry-run", "-o", "table")
+    assert "schema 1 → 2" in table.stdout
+
+
+def test_upcast_without_dry_run_or_model_is_refused(cli, orders_db):
+    result = cli(*MODEL, "upcast", "OrderCreated")
+    assert result.exit_code == 2
+    assert "never rewrite stored events" in result.stderr
+    assert cli("upcast", "OrderCreated", "--dry-run").exit_code == 2
+
+
+def test_upcast_of_a_type_without_upcasters_reads_as_stored(cli, orders_db):
+    result = cli(*MODEL, "upcast", "OrderShipped", "--dry-run")
+    assert result.exit_code == 0
+    assert [r["changes"] for r in lines(result.stdout)] == [[]]
+    assert "no upcaster for 'OrderShipped'" in result.stderr
+
+
+def test_the_sample_events_import_cleanly(cli, db):
+    result = cli("import", str(ORDERS_EVENTS))
+    assert orjson.loads(result.stdout)["imported"] == 7
