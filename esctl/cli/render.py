@@ -301,16 +301,22 @@ def step_screen(stream: str, aggregate: str, index: int, total: int, step: Any, 
     header.append(f"  {aggregate}  ", style="dim")
     header.append(f"step {index}/{total}", style="bold")
     out.print(header)
+    state_panel = Panel(json_text(state), title="state", title_align="left", expand=False)
     if step is None:
         out.print(Text("initial state: no event applied yet", style="dim"))
+        out.print(state_panel)
     else:
         out.print(_event_heading(step.event, step.skipped))
-        out.print(Panel(json_text(step.event.data), title="event data", title_align="left", expand=False))
         if step.changes:
-            out.print(changes_table(step.changes, "changes"))
+            out.print(changes_table(step.changes))
         else:
             out.print(Text("no change to the state", style="dim"))
-    out.print(Panel(json_text(state), title="state", title_align="left", expand=False))
+        # Event and state side by side, so a step fits on one screen.
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column()
+        grid.add_column()
+        grid.add_row(Panel(json_text(step.event.data), title="event data", title_align="left"), state_panel)
+        out.print(grid)
     end = "  (end of stream)" if index == total else ""
     out.print(Text(f"space/→ next · b/← back · g first · G last · q quit{end}", style="dim"))
 
