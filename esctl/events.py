@@ -67,20 +67,21 @@ def version_matches(expected: ExpectedVersion, actual: int) -> bool:
 
 
 def check_stream(name: object, where: str = "", *, allow_reserved: bool = False) -> str:
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise InvalidInput(
-            f'{where}"stream" must be 1-255 characters with no whitespace or control'
-            f" characters, got {_show(name)}"
-        )
+    _check_name(name, "stream", where)
+    assert isinstance(name, str)
     if name[0] == "$" and not allow_reserved:
         raise InvalidInput(f"{where}stream names starting with '$' are reserved, got {name!r}")
     return name
 
 
 def check_type(name: object, where: str = "") -> str:
+    return _check_name(name, "type", where)
+
+
+def _check_name(name: object, key: str, where: str) -> str:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise InvalidInput(
-            f'{where}"type" must be 1-255 characters with no whitespace or control'
+            f'{where}"{key}" must be 1-255 characters with no whitespace or control'
             f" characters, got {_show(name)}"
         )
     return name
