@@ -28,12 +28,21 @@ _LIBRARY_DIRS = tuple(
 )
 
 
+# Code does not change under a loaded class (a reload makes new objects), so one
+# computation per process is enough; reading and parsing the source costs ~2 ms.
+_computed: dict[tuple[Any, ...], str] = {}
+
+
 def fingerprint(aggregate: type, extra: Iterable[Callable[..., Any]] = ()) -> str:
-    digest = hashlib.sha256(FORMAT)
-    for obj in _dependencies([aggregate, *extra]):
-        digest.update(f"\0{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}\0".encode())
-        digest.update(_source(obj))
-    return digest.hexdigest()[:16]
+    key = (aggregate, *extra)
+    found = _computed.get(key)
+    if found is None:
+        digest = hashlib.sha256(FORMAT)
+        for obj in _dependencies(list(key)):
+            digest.update(f"\0{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}\0".encode())
+            digest.update(_source(obj))
+        found = _computed[key] = digest.hexdigest()[:16]
+    return found
 
 
 def _dependencies(roots: list[Any]) -> list[Any]:
