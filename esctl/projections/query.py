@@ -138,6 +138,9 @@ def _authorizer(refused: list[str]):  # type: ignore[no-untyped-def]
             "index_list",
         ):
             return sqlite3.SQLITE_OK
+        if (arg1 or "").lower().startswith("sqlite_"):
+            refused.append("a schema change")  # CREATE and DROP write to sqlite_master
+            return sqlite3.SQLITE_DENY
         word = _ACTION_WORDS.get(action, f"operation {action}")
         refused.append(f"{word} on {arg1}" if arg1 and action in _ON_TABLE else word)
         return sqlite3.SQLITE_DENY

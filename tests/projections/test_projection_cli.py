@@ -1,0 +1,225 @@
+"""The commands: project list/run/rebuild/verify/reset and query, with stdout and
+stderr asserted separately, and their exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import BANK, COUNTER_MODEL
+
+
+def lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def bank(cli, db: Path):
+    """`cli` against a store holding the bank sample, with the bank model."""
+    result = cli("import", str(BANK / "events.ndjson"))
+    assert result.exit_code == 0, result.stderr
+
+    def run(*args: str, **kw):
+        return cli("--model", str(BANK / "model.py"), *args, **kw)
+
+    return run
+
+
+def test_list_shows_every_projection_with_the_pinned_keys(bank) -> None:
+    result = bank("project", "list")
+    assert result.exit_code == 0, result.stderr
+    assert lines(result.stdout) == [
+        {"name": "balances", "checkpoint": 0, "head": 11, "lag": 11, "status": "behind"}
+    ]
+    assert result.stderr == ""
+    table = bank("project", "list", "-o", "table")
+    assert "balances" in table.stdout and "behind" in table.stdout
+
+
+def test_run_then_query_the_read_model(bank) -> None:
+    result = bank("project", "run", "balances")
+    assert result.exit_code == 0, result.stderr
+    (doc,) = lines(result.stdout)
+    assert {k: doc[k] for k in ("name", "checkpoint", "head", "lag", "status", "applied")} == {
+        "name": "balances",
+        "checkpoint": 11,
+        "head": 11,
+        "lag": 0,
+        "status": "live",
+        "applied": 11,
+    }
+    query = bank("query", "SELECT account, balance, version FROM balances ORDER BY account")
+    assert query.exit_code == 0, query.stderr
+    assert lines(query.stdout) == [
+        {"account": "ada", "balance": 0, "version": 5},
+        {"account": "bob", "balance": 55, "version": 4},
+        {"account": "cy", "balance": 10, "version": 2},
+    ]
+    assert lines(bank("project", "list").stdout)[0]["status"] == "live"
+
+
+def test_run_needs_names_or_all_and_known_names(bank, cli) -> None:
+    none = bank("project", "run")
+    assert (none.exit_code, none.stdout) == (2, "")
+    assert "name the projections to run, or give --all" in none.stderr
+    unknown = bank("project", "run", "nope")
+    assert unknown.exit_code == 4 and "no projection named 'nope'" in unknown.stderr
+    both = bank("project", "run", "balances", "--all")
+    assert both.exit_code == 2
+    no_model = cli("project", "list")
+    assert no_model.exit_code == 2 and "no model" in no_model.stderr
+    assert bank("project", "run", "--all").exit_code == 0
+
+
+def test_missing_store_exits_4(cli, tmp_path) -> None:
+    for args in (["project", "list"], ["project", "run", "--all"], ["query", "SELECT 1"]):
+        result = cli("--model", str(BANK / "model.py"), *args, db_path=tmp_path / "none.db")
+        assert result.exit_code == 4, args
+        assert "no event store" in result.stderr
+        assert not (tmp_path / "none.db").exists()
+
+
+def test_a_failing_projection_shows_failed_with_its_event(cli, write_model) -> None:
+    model = write_model(COUNTER_MODEL.replace("sign = 1", "sign = 1 // event.data['x']"))
+    for x in (1, 0, 2):
+        assert cli("append", "s-1", "Added", json.dumps({"x": x})).exit_code == 0
+    result = cli("--model", str(model), "project", "run", "counts")
+    assert result.exit_code == 1
+    assert "projection 'counts' failed at position 2 (stream 's-1', version 2, type Added)" in result.stderr
+    assert "ZeroDivisionError" in result.stderr
+    assert "Traceback" not in result.stderr
+    (doc,) = lines(cli("--model", str(model), "project", "list").stdout)
+    assert doc["status"] == "failed" and doc["checkpoint"] == 0
+    assert set(doc) == {"name", "checkpoint", "head", "lag", "status", "error"}
+    assert {k: doc["error"][k] for k in ("position", "stream", "version", "type")} == {
+        "position": 2,
+        "stream": "s-1",
+        "version": 2,
+        "type": "Added",
+    }
+    table = cli("--model", str(model), "project", "list", "-o", "table")
+    assert "failed" in table.stdout and "ZeroDivisionError" in table.stdout
+
+
+def test_stale_after_a_code_change_and_live_after_rebuild(cli, write_model) -> None:
+    first = write_model(COUNTER_MODEL)
+    changed = write_model(COUNTER_MODEL.replace('"n": row["n"] + 1', '"n": row["n"] + 2'))
+    assert cli("append", "s-1", "Added").exit_code == 0
+    assert cli("--model", str(first), "project", "run", "--all").exit_code == 0
+    assert lines(cli("--model", str(changed), "project", "list").stdout)[0]["status"] == "stale"
+    run = cli("--model", str(changed), "project", "run", "--all")
+    assert run.exit_code == 0 and "is stale" in run.stderr
+    rebuilt = cli("--model", str(changed), "project", "rebuild", "counts")
+    assert rebuilt.exit_code == 0, rebuilt.stderr
+    doc = json.loads(rebuilt.stdout)
+    assert (doc["name"], doc["checkpoint"], doc["status"], doc["applied"]) == ("counts", 1, "live", 1)
+    assert lines(cli("query", "SELECT n FROM counts").stdout) == [{"n": 2}]
+
+
+def test_verify_exits_5_on_a_hand_edited_row(bank, db) -> None:
+    assert bank("project", "run", "balances").exit_code == 0
+    ok = bank("project", "verify", "balances")
+    assert ok.exit_code == 0, ok.stderr
+    assert json.loads(ok.stdout)["ok"] is True
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE balances SET balance = 1000 WHERE account = 'bob'")
+    conn.commit()
+    conn.close()
+    bad = bank("project", "verify", "balances")
+    assert bad.exit_code == 5
+    doc = json.loads(bad.stdout)
+    assert doc["ok"] is False and doc["counts"] == {"different": 1}
+    (difference,) = doc["differences"]
+    assert difference["key"] == {"account": "bob"} and difference["columns"] == ["balance"]
+    assert (difference["live"]["balance"], difference["rebuilt"]["balance"]) == (1000, 55)
+    assert "differs from a rebuild: 1 different" in bad.stderr
+    table = bank("project", "verify", "balances", "-o", "table")
+    assert table.exit_code == 5 and "bob" in table.stdout
+
+
+def test_verify_of_a_projection_never_built_exits_4(bank) -> None:
+    result = bank("project", "verify", "balances")
+    assert result.exit_code == 4 and "has not been built" in result.stderr
+
+
+def test_reset_drops_the_read_model(bank, db) -> None:
+    assert bank("project", "run", "balances").exit_code == 0
+    result = bank("project", "reset", "balances")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == {"name": "balances", "dropped": ["balances"]}
+    assert lines(bank("project", "list").stdout)[0]["checkpoint"] == 0
+    gone = bank("query", "SELECT * FROM balances")
+    assert gone.exit_code == 2 and "no such table" in gone.stderr
+    again = bank("project", "reset", "balances")
+    assert again.exit_code == 0 and "nothing to reset" in again.stderr
+    assert bank("project", "reset", "nope").exit_code == 4
+
+
+def test_query_refuses_delete_and_renders_tables(bank, db) -> None:
+    assert bank("project", "run", "balances").exit_code == 0
+    refused = bank("query", "DELETE FROM balances")
+    assert (refused.exit_code, refused.stdout) == (2, "")
+    assert "query is read-only: DELETE on balances refused" in refused.stderr
+    assert len(lines(bank("query", "SELECT * FROM balances").stdout)) == 3
+    table = bank("query", "SELECT * FROM balances WHERE balance > :min", "--param", "min=20", "-o", "table")
+    assert table.exit_code == 0 and "bob" in table.stdout and "ada" not in table.stdout
+
+
+def test_read_db_keeps_read_models_out_of_the_store(bank, db, tmp_path) -> None:
+    read_db = tmp_path / "read.db"
+    assert bank("--read-db", str(read_db), "project", "run", "--all").exit_code == 0
+    store_tables = {r[0] for r in sqlite3.connect(db).execute("SELECT name FROM sqlite_master")}
+    assert "balances" not in store_tables and "esctl_projections" not in store_tables
+    result = bank("--read-db", str(read_db), "query", "SELECT count(*) AS n FROM balances")
+    assert lines(result.stdout) == [{"n": 3}]
+    assert lines(bank("--read-db", str(read_db), "project", "list").stdout)[0]["status"] == "live"
+    assert lines(bank("project", "list").stdout)[0]["status"] == "behind"  # the store's file has none
+    assert bank("--read-db", str(read_db), "project", "verify", "balances").exit_code == 0
+
+
+def test_the_account_aggregate_refuses_an_overdraft(bank) -> None:
+    refused = bank("exec", "account-cy", "withdraw", '{"amount": 11}')
+    assert refused.exit_code == 6 and "insufficient funds" in refused.stderr
+    assert bank("exec", "account-cy", "withdraw", '{"amount": 10}').exit_code == 0
+    assert bank("project", "run", "balances").exit_code == 0
+    assert lines(bank("query", "SELECT balance FROM balances WHERE account = 'cy'").stdout) == [
+        {"balance": 0}
+    ]
+
+
+def test_follow_applies_new_events_and_stops_cleanly_on_ctrl_c(db, cli) -> None:
+    assert cli("import", str(BANK / "events.ndjson")).exit_code == 0
+    env = {**os.environ, "ESCTL_DB": str(db), "ESCTL_MODEL": str(BANK / "model.py")}
+    env.pop("ESCTL_READ_DB", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "esctl", "project", "run", "balances", "--follow"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    try:
+        first = json.loads(proc.stdout.readline())
+        assert first["checkpoint"] == 11
+        appended = time.monotonic()
+        assert cli("append", "account-bob", "Deposited", '{"amount": 45}').exit_code == 0
+        applied = json.loads(proc.stdout.readline())  # arrives within the poll interval
+        assert applied == {"name": "balances", "checkpoint": 12, "applied": 1}
+        assert time.monotonic() - appended < 5
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0
+    assert "stopped following" in err and "Traceback" not in err
+    assert lines(cli("query", "SELECT balance FROM balances WHERE account = 'bob'").stdout) == [
+        {"balance": 100}
+    ]
