@@ -66,6 +66,10 @@ def connect(path: str, *, create: bool) -> sqlite3.Connection:
     try:
         _check_identity(conn, path, create)
         conn.execute("PRAGMA synchronous = FULL")  # a successful append is on disk
+        # 64 MiB of page cache (allocated only as used): the (stream, version) and id
+        # indexes of a million-event import outgrow the 2 MiB default, which measured
+        # ~35% slower imports.
+        conn.execute("PRAGMA cache_size = -65536")
         if conn.execute("PRAGMA application_id").fetchone()[0] == 0:
             _create(conn, path)
     except sqlite3.DatabaseError as exc:
