@@ -66,7 +66,9 @@ def load_model(spec: str) -> ModuleType:
     except InvalidInput:
         raise
     except SyntaxError as exc:
-        raise InvalidInput(f"model {spec}: {exc.filename}, line {exc.lineno}: SyntaxError: {exc.msg}") from None
+        raise InvalidInput(
+            f"model {spec}: {exc.filename}, line {exc.lineno}: SyntaxError: {exc.msg}"
+        ) from None
     except ModuleNotFoundError as exc:
         if exc.name and spec.startswith(exc.name):
             raise InvalidInput(f"model {spec!r} not found (a module name, or a path to a .py file)") from None
