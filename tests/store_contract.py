@@ -41,8 +41,17 @@ class StoreContract:
         assert store.head_position() == 4
 
     def test_read_stream_returns_what_was_appended(self, store):
-        store.append("cart-9", [ev("cart-9", "Added", {"sku": "x", "qty": 2, "nested": {"a": [1, 2]}},
-                                   metadata={"correlation_id": "c1"})])
+        store.append(
+            "cart-9",
+            [
+                ev(
+                    "cart-9",
+                    "Added",
+                    {"sku": "x", "qty": 2, "nested": {"a": [1, 2]}},
+                    metadata={"correlation_id": "c1"},
+                )
+            ],
+        )
         (event,) = list(store.read_stream("cart-9"))
         assert event.type == "Added"
         assert event.data == {"sku": "x", "qty": 2, "nested": {"a": [1, 2]}}
@@ -170,7 +179,11 @@ class StoreContract:
         assert (again.first_position, again.last_position) == (5, 5)
 
     def test_import_batches_commit_as_they_go(self, store):
-        events = [("line 1: ", ev("s-1")), ("line 2: ", ev("s-1")), ("line 3: ", ev("s-1", expected_version=0))]
+        events = [
+            ("line 1: ", ev("s-1")),
+            ("line 2: ", ev("s-1")),
+            ("line 3: ", ev("s-1", expected_version=0)),
+        ]
         with pytest.raises(WrongExpectedVersion, match="2 lines before this batch were committed"):
             store.import_events(events, batch_size=2)
         assert store.stream_version("s-1") == 2

@@ -57,20 +57,33 @@ def test_append_prints_the_recorded_event(cli):
     assert result.stderr == ""
     event = json.loads(result.stdout)
     assert list(event) == ENVELOPE_KEYS
-    assert (event["stream"], event["version"], event["position"], event["type"]) == ("order-1", 1, 1, "Created")
+    assert (event["stream"], event["version"], event["position"], event["type"]) == (
+        "order-1",
+        1,
+        1,
+        "Created",
+    )
     assert event["data"] == {"total": 10}
 
 
 def test_append_data_from_stdin_and_file(cli, tmp_path):
     (tmp_path / "d.json").write_text('{"from": "file"}')
-    assert json.loads(cli("append", "s-1", "T", "-", input='{"from": "stdin"}').stdout)["data"] == {"from": "stdin"}
+    assert json.loads(cli("append", "s-1", "T", "-", input='{"from": "stdin"}').stdout)["data"] == {
+        "from": "stdin"
+    }
     assert json.loads(cli("append", "s-1", "T", f"@{tmp_path / 'd.json'}").stdout)["data"] == {"from": "file"}
     assert json.loads(cli("append", "s-1", "T").stdout)["data"] == {}
 
 
 def test_append_metadata_correlation_and_causation(cli):
-    result = cli("append", "s-1", "T", "-m", '{"user": "ann"}', "--correlation-id", "c-9", "--causation-id", "x-1")
-    assert json.loads(result.stdout)["metadata"] == {"user": "ann", "correlation_id": "c-9", "causation_id": "x-1"}
+    result = cli(
+        "append", "s-1", "T", "-m", '{"user": "ann"}', "--correlation-id", "c-9", "--causation-id", "x-1"
+    )
+    assert json.loads(result.stdout)["metadata"] == {
+        "user": "ann",
+        "correlation_id": "c-9",
+        "causation_id": "x-1",
+    }
 
 
 def test_append_wrong_expected_version_exits_3_and_writes_nothing(cli, db):
@@ -106,9 +119,9 @@ def test_append_same_id_is_idempotent_and_different_content_conflicts(cli):
         (["s-1", "T", "[1, 2]"], "DATA must be a JSON object, got [1,2]"),
         (["s-1", "T", "{}", "-m", '"text"'], '--metadata must be a JSON object, got "text"'),
         (["s-1", "T", "{}", "--id", "not-a-uuid"], "--id: \"id\" must be a UUID, got 'not-a-uuid'"),
-        (["bad stream", "T"], "\"stream\" must be 1-255 characters with no whitespace"),
+        (["bad stream", "T"], '"stream" must be 1-255 characters with no whitespace'),
         (["$system", "T"], "stream names starting with '$' are reserved"),
-        (["s-1", "bad\ttype"], "\"type\" must be 1-255 characters"),
+        (["s-1", "bad\ttype"], '"type" must be 1-255 characters'),
         (["s-1", "T", "{}", "-e", "seven"], "--expected-version: expected version must be any, no-stream"),
         (["s-1", "T", "{}", "-e", "-1"], "expected version must be any, no-stream, exists or an integer"),
     ],
@@ -144,7 +157,11 @@ def test_import_prints_a_summary(cli):
     result = cli("import", input="".join(json.dumps(x) + "\n" for x in lines))
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout) == {
-        "imported": 7, "duplicates": 0, "streams": 3, "first_position": 1, "last_position": 7,
+        "imported": 7,
+        "duplicates": 0,
+        "streams": 3,
+        "first_position": 1,
+        "last_position": 7,
     }
 
 
@@ -157,10 +174,19 @@ def test_import_prints_a_summary(cli):
         ('{"type": "T"}', 'line 3: "stream" is required'),
         ('{"stream": "s 1", "type": "T"}', 'line 3: "stream" must be 1-255 characters'),
         ('{"stream": "s-1", "type": "T", "id": 7}', 'line 3: "id" must be a UUID, got 7'),
-        ('{"stream": "s-1", "type": "T", "version": "2"}', 'line 3: "version" must be a positive integer, got \'2\''),
-        ('{"stream": "s-1", "type": "T", "expected_version": 1.5}', "line 3: \"expected_version\": expected version"),
+        (
+            '{"stream": "s-1", "type": "T", "version": "2"}',
+            "line 3: \"version\" must be a positive integer, got '2'",
+        ),
+        (
+            '{"stream": "s-1", "type": "T", "expected_version": 1.5}',
+            'line 3: "expected_version": expected version',
+        ),
         ('{"stream": "s-1", "type": "T", "colour": "red"}', "line 3: unknown field 'colour'"),
-        ('{"stream": "s-1", "type": "T", "recorded_at": "yesterday"}', 'line 3: "recorded_at" must be a UTC timestamp'),
+        (
+            '{"stream": "s-1", "type": "T", "recorded_at": "yesterday"}',
+            'line 3: "recorded_at" must be a UTC timestamp',
+        ),
         ("[1, 2]", "line 3: expected a JSON object, got [1, 2]"),
     ],
 )
@@ -176,7 +202,9 @@ def test_import_bad_line_names_it_exits_2_and_leaves_the_store_as_it_was(orders,
 
 def test_import_conflict_exits_3_and_leaves_the_store_as_it_was(orders, db):
     before = file_digest(db)
-    result = orders("import", input='{"stream": "new-1", "type": "T"}\n{"stream": "order-1", "type": "T", "version": 7}\n')
+    result = orders(
+        "import", input='{"stream": "new-1", "type": "T"}\n{"stream": "order-1", "type": "T", "version": 7}\n'
+    )
     assert result.exit_code == 3
     assert "wrong expected version for stream 'order-1': expected 6, actual 2" in result.stderr
     assert file_digest(db) == before
@@ -189,8 +217,10 @@ def test_import_of_a_missing_file_exits_2(cli, tmp_path):
 
 
 def test_import_batches_can_be_rerun_after_a_failure(cli, tmp_path):
-    lines = [json.dumps({"stream": "s-1", "type": "T", "id": f"0190a2b4-0000-7000-8000-0000000000{i:02d}"})
-             for i in range(10)]
+    lines = [
+        json.dumps({"stream": "s-1", "type": "T", "id": f"0190a2b4-0000-7000-8000-0000000000{i:02d}"})
+        for i in range(10)
+    ]
     broken = lines[:6] + ["{oops"] + lines[6:]
     path = tmp_path / "in.ndjson"
     path.write_text("\n".join(broken) + "\n")
@@ -201,13 +231,23 @@ def test_import_batches_can_be_rerun_after_a_failure(cli, tmp_path):
     path.write_text("\n".join(lines) + "\n")
     rerun = cli("import", str(path), "--batch-size", "4")
     assert json.loads(rerun.stdout) == {
-        "imported": 6, "duplicates": 4, "streams": 1, "first_position": 5, "last_position": 10,
+        "imported": 6,
+        "duplicates": 4,
+        "streams": 1,
+        "first_position": 5,
+        "last_position": 10,
     }
 
 
 def test_export_into_import_reproduces_an_identical_export(orders, cli, tmp_path):
-    cli("append", "order-1", "Shipped", '{"price": 19.99, "big": 12345678901234567890, "u": "é\\u2028"}',
-        "--correlation-id", "c-1")
+    cli(
+        "append",
+        "order-1",
+        "Shipped",
+        '{"price": 19.99, "big": 12345678901234567890, "u": "é\\u2028"}',
+        "--correlation-id",
+        "c-1",
+    )
     exported = cli("export").stdout
     copy = tmp_path / "copy.db"
     result = cli("import", input=exported, db_path=copy)
@@ -235,10 +275,15 @@ def test_read_options(orders):
     assert [e["version"] for e in ndjson(orders("read", "order-1", "--to-version", "1").stdout)] == [1]
     assert [e["position"] for e in ndjson(orders("read", "--all", "--limit", "2").stdout)] == [1, 2]
     assert [e["stream"] for e in ndjson(orders("read", "--all", "--category", "order").stdout)] == [
-        "order-1", "order-1", "order-2",
+        "order-1",
+        "order-1",
+        "order-2",
     ]
-    assert [e["type"] for e in ndjson(orders("read", "--all", "--type", "Paid", "--type", "Registered").stdout)] == [
-        "Paid", "Registered",
+    assert [
+        e["type"] for e in ndjson(orders("read", "--all", "--type", "Paid", "--type", "Registered").stdout)
+    ] == [
+        "Paid",
+        "Registered",
     ]
     assert [e["position"] for e in ndjson(orders("read", "--all", "--from-position", "3").stdout)] == [3, 4]
 
@@ -258,7 +303,11 @@ def test_read_table_output_when_asked(orders):
 
 def test_read_missing_stream_exits_4(orders):
     result = orders("read", "order-9")
-    assert (result.exit_code, result.stdout, result.stderr) == (4, "", "esctl: error: stream 'order-9' not found\n")
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        4,
+        "",
+        "esctl: error: stream 'order-9' not found\n",
+    )
 
 
 def test_read_without_a_store_exits_4_and_creates_nothing(cli, db):
@@ -293,9 +342,18 @@ def test_export_is_ndjson_even_when_a_table_is_asked_for(orders):
 def test_streams(orders):
     rows = ndjson(orders("streams").stdout)
     assert [(r["stream"], r["category"], r["version"], r["last_position"]) for r in rows] == [
-        ("order-1", "order", 2, 2), ("order-2", "order", 1, 4), ("user-7", "user", 1, 3),
+        ("order-1", "order", 2, 2),
+        ("order-2", "order", 1, 4),
+        ("user-7", "user", 1, 3),
     ]
-    assert set(rows[0]) == {"stream", "category", "version", "first_recorded_at", "last_recorded_at", "last_position"}
+    assert set(rows[0]) == {
+        "stream",
+        "category",
+        "version",
+        "first_recorded_at",
+        "last_recorded_at",
+        "last_position",
+    }
     assert [r["stream"] for r in ndjson(orders("streams", "--category", "user").stdout)] == ["user-7"]
 
 
@@ -325,11 +383,15 @@ def _esctl(*args: str) -> list[str]:
 
 def test_closed_pipe_ends_quietly(tmp_path: Path):
     db = tmp_path / "e.db"
-    lines = "".join(json.dumps({"stream": f"s-{i}", "type": "T", "data": {"pad": "x" * 200}}) + "\n" for i in range(20000))
+    lines = "".join(
+        json.dumps({"stream": f"s-{i}", "type": "T", "data": {"pad": "x" * 200}}) + "\n" for i in range(20000)
+    )
     subprocess.run(_esctl("--db", str(db), "import"), input=lines.encode(), check=True, capture_output=True)
     proc = subprocess.run(
         f"{' '.join(_esctl('--db', str(db), 'read', '--all'))} | head -1",
-        shell=True, capture_output=True, text=True,
+        shell=True,
+        capture_output=True,
+        text=True,
     )
     assert json.loads(proc.stdout)["position"] == 1
     assert proc.stderr == ""
