@@ -174,7 +174,7 @@ class StoreContract:
         first = store.import_events(events)
         assert (first.imported, first.duplicates, first.streams) == (4, 0, 2)
         assert (first.first_position, first.last_position) == (1, 4)
-        again = store.import_events(events + [("", ev("s-9"))], batch_size=2)
+        again = store.import_events([*events, ("", ev("s-9"))], batch_size=2)
         assert (again.imported, again.duplicates, again.streams) == (1, 4, 1)
         assert (again.first_position, again.last_position) == (5, 5)
 

@@ -221,7 +221,7 @@ def test_import_batches_can_be_rerun_after_a_failure(cli, tmp_path):
         json.dumps({"stream": "s-1", "type": "T", "id": f"0190a2b4-0000-7000-8000-0000000000{i:02d}"})
         for i in range(10)
     ]
-    broken = lines[:6] + ["{oops"] + lines[6:]
+    broken = [*lines[:6], "{oops", *lines[6:]]
     path = tmp_path / "in.ndjson"
     path.write_text("\n".join(broken) + "\n")
     failed = cli("import", str(path), "--batch-size", "4")
