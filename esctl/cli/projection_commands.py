@@ -38,17 +38,7 @@ def _projections(ctx: typer.Context, *, required: bool = True) -> list[Projectio
     from esctl.projections import projections_in
 
     module = load_model(ctx, required=required)
-    if module is None:
-        return []
-    found = projections_in(module)
-    if not found:
-        return []
-    from esctl.aggregates.upcasting import Upcasters
-
-    upcasters = Upcasters.from_module(module)
-    if not upcasters:
-        return found
-    return [p.using(upcasters.event, upcasters.functions(p.event_types)) for p in found]
+    return projections_in(module) if module is not None else []
 
 
 def _chosen(ctx: typer.Context, names: list[str] | None, all_: bool) -> list[Projection]:

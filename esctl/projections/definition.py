@@ -213,8 +213,10 @@ class Projection:
         return run_in_memory(self, events)
 
 
-def projections_in(module: Any) -> list[Projection]:
-    """The projections a model module defines, checked for clashing names and tables."""
+def projections_in(module: Any, *, upcasting: bool = True) -> list[Projection]:
+    """The projections a model module defines, checked for clashing names and tables.
+    With `upcasting`, each reads events through the module's upcasters (as replay
+    does), and those upcasters join its fingerprint."""
     from esctl.model import definitions
 
     found: list[Projection] = definitions(module, lambda value: isinstance(value, Projection))
@@ -232,6 +234,12 @@ def projections_in(module: Any) -> list[Projection]:
                     f" {projection.name!r} cannot own it too"
                 )
             owner[table.lower()] = projection.name
+    if upcasting and found:
+        from esctl.aggregates.upcasting import Upcasters
+
+        upcasters = Upcasters.from_module(module)
+        if upcasters:
+            found = [p.using(upcasters.event, upcasters.functions(p.event_types)) for p in found]
     return found
 
 

@@ -245,3 +245,35 @@ def test_rebuild_equals_catch_up_in_pieces(tmp_path_factory, load, events, cuts,
         assert record(incremental, "counts").checkpoint == record(whole, "counts").checkpoint == len(events)
         incremental.close()
         whole.close()
+
+
+UPCAST_MODEL = """
+from esctl.aggregates import upcaster
+from esctl.projections import Projection, Table
+
+names = Projection("names", Table("names", {"stream": str, "full": str}, pk="stream"))
+
+@names.on("Named")
+def named(event, db):
+    db["names"].upsert({"stream": event.stream, "full": event.data["full"]})
+
+@upcaster("Named", from_schema=1)
+def split_to_full(data):
+    return {"full": data["first"] + " " + data["last"]}
+"""
+
+
+def test_projections_see_upcast_events_and_upcaster_changes_make_them_stale(store, read_conn, load) -> None:
+    from esctl.events import NewEvent
+
+    store.append("p-1", [NewEvent("p-1", "Named", {"first": "Ada", "last": "Lovelace"})])
+    store.append("p-2", [NewEvent("p-2", "Named", {"full": "Grace Hopper"}, {"schema": 2})])
+    p = projections_in(load(UPCAST_MODEL))[0]
+    catch_up(store, read_conn, p)
+    assert read_conn.execute("SELECT * FROM names ORDER BY stream").fetchall() == [
+        ("p-1", "Ada Lovelace"),
+        ("p-2", "Grace Hopper"),
+    ]
+    changed = projections_in(load(UPCAST_MODEL.replace('" " + data["last"]', '", " + data["last"]')))[0]
+    assert status(read_conn, changed, 2)["status"] == "stale"
+    assert projections_in(load(UPCAST_MODEL), upcasting=False)[0].fingerprint != p.fingerprint
