@@ -317,3 +317,35 @@ def test_changes_between_versions_either_way(rw_store):
     assert {"path": "history.1", "op": "add", "new": "-1"} in forward
     assert {"path": "history.1", "op": "remove", "old": "-1"} in backward
     assert replayer.changes_between("ledger-1", 1, 1) == []
+
+
+def test_the_narrow_and_the_whole_row_paths_agree(rw_store):
+    class Narrow(Aggregate):
+        category = "ledger"
+        initial = Account
+        deposited = Ledger.deposited
+        withdrawn = Ledger.withdrawn
+
+    class Whole(Narrow):  # one handler that wants the envelope sends every event the long way
+        @evolve("Never")
+        def never(state, data, event):
+            return state
+
+    append(
+        rw_store, "ledger-1", ("Deposited", {"amount": "3"}), ("Audited", {}), ("Withdrawn", {"amount": "1"})
+    )
+    append(rw_store, "other-1", ("Deposited", {"amount": "1"}))
+    narrow, whole = Replayer(rw_store, Narrow), Replayer(rw_store, Whole)
+    assert narrow.folder.narrow
+    assert not whole.folder.narrow
+    for target in (None, 1, 2):
+        a, b = narrow.replay("ledger-1", target), whole.replay("ledger-1", target)
+        assert (a.state, a.version, a.position, a.recorded_at) == (
+            b.state,
+            b.version,
+            b.position,
+            b.recorded_at,
+        )
+        assert narrow.skipped == whole.skipped
+    assert narrow.replay("ledger-1").position == 3
+    assert narrow.replay("ledger-1").recorded_at is not None
