@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import time
 from pathlib import Path
 
 import pytest
@@ -130,6 +131,7 @@ def _worker(db: str, count: int) -> int:
 
         @command("add")
         def add(state, args):
+            time.sleep(0.002)  # widen the window between load and append: writers collide
             return [("Added", {"seen": state["count"]})]
 
     attempts = 0
@@ -148,4 +150,4 @@ def test_writers_racing_in_separate_processes_lose_no_command(db):
     assert [e.version for e in events] == list(range(1, 101))
     # Each command saw every earlier one: the state it decided on was never stale.
     assert [e.data["seen"] for e in events] == list(range(100))
-    assert sum(attempts) >= 100
+    assert sum(attempts) > 100  # the processes did collide, and retried
