@@ -82,8 +82,10 @@ def replay(
     no_snapshots: NoSnapshotsOption = False,
     output_format: OutputOption = None,
 ) -> None:
-    """Rebuild a stream's state by folding its events: the state after the last event,
-    or at a version, an instant or before an event type."""
+    """Rebuild a stream's state by folding its events (time travel: version, instant, type).
+
+    Without a model, or with no aggregate for the stream's category, the default fold
+    merges each event's data into {} (objects key by key; null removes a key)."""
     if steps and step:
         raise InvalidInput("give --steps or --step, not both")
     if step and not (sys.stdin.isatty() and sys.stdout.isatty()):
@@ -199,8 +201,10 @@ def exec_(
     no_snapshots: NoSnapshotsOption = False,
     output_format: OutputOption = None,
 ) -> None:
-    """Run a command against an aggregate and append the events it decides on
-    (exit 6 when it is rejected, 3 when other writers keep winning)."""
+    """Run a command against an aggregate and append the events it decides on.
+
+    Exit 6 when the command is rejected (nothing is written), 3 when other writers
+    keep winning after --retries reloads."""
     from esctl.aggregates import ModelError, Upcasters, aggregate_for, execute
     from esctl.events import category_of, check_stream
 
@@ -295,8 +299,9 @@ def upcast(
     limit: Annotated[Optional[int], typer.Option("--limit", min=0, help="At most N events.")] = None,
     output_format: OutputOption = None,
 ) -> None:
-    """Preview the model's upcasters on stored events of TYPE (they apply on read
-    and never rewrite the store)."""
+    """Preview the model's upcasters on stored events of TYPE (--dry-run).
+
+    Upcasters apply when events are read; they never rewrite the store."""
     from esctl.aggregates import Upcasters, diff, to_plain
     from esctl.aggregates.upcasting import SCHEMA_KEY
     from esctl.events import check_type
