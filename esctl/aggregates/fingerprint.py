@@ -8,12 +8,9 @@ left out: upgrading a dependency does not throw away snapshots."""
 
 from __future__ import annotations
 
-import hashlib
-import inspect
-import marshal
+import functools
 import os
 import sys
-import sysconfig
 import types
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -21,11 +18,15 @@ from typing import Any
 FORMAT = b"esctl-snapshot-1"  # bump when the snapshot encoding changes
 
 _ESCTL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_LIBRARY_DIRS = tuple(
-    os.path.abspath(p)
-    for p in {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
-    | {sys.prefix, sys.base_prefix}
-)
+
+
+@functools.cache
+def _library_dirs() -> tuple[str, ...]:
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    found = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")} | {sys.prefix, sys.base_prefix}
+    return tuple(os.path.abspath(p) for p in found)
 
 
 # Code does not change under a loaded class (a reload makes new objects), so one
@@ -37,6 +38,8 @@ def fingerprint(aggregate: type, extra: Iterable[Callable[..., Any]] = ()) -> st
     key = (aggregate, *extra)
     found = _computed.get(key)
     if found is None:
+        import hashlib  # here, not at import: replay without snapshots never needs it
+
         digest = hashlib.sha256(FORMAT)
         for obj in _dependencies(list(key)):
             digest.update(f"\0{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}\0".encode())
@@ -100,10 +103,13 @@ def _is_user_code(obj: Any) -> bool:
     if not path:
         return False
     path = os.path.abspath(path)
-    return not path.startswith(_ESCTL_DIR + os.sep) and not path.startswith(_LIBRARY_DIRS)
+    return not path.startswith(_ESCTL_DIR + os.sep) and not path.startswith(_library_dirs())
 
 
 def _source(obj: Any) -> bytes:
+    import inspect
+    import marshal
+
     try:
         return inspect.getsource(obj).encode()
     except (OSError, TypeError):
