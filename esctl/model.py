@@ -8,6 +8,7 @@ definition out of the module with `definitions`.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import os
@@ -98,7 +99,9 @@ def _import_file(path: str) -> ModuleType:
     if not os.path.isfile(path):
         raise InvalidInput(f"model file {path} not found")
     path = os.path.abspath(path)
-    name = "esctl_model_" + os.path.splitext(os.path.basename(path))[0]
+    # The path's hash keeps two model files of the same name apart in one process.
+    digest = hashlib.sha1(path.encode()).hexdigest()[:8]
+    name = f"esctl_model_{os.path.splitext(os.path.basename(path))[0]}_{digest}"
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)

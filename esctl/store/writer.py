@@ -148,8 +148,11 @@ class Writer:
 
 def _row(where: str, event: NewEvent, position: int, version: int, now: str) -> Row:
     validate(event, where)
-    data = orjson.dumps(event.data, default=codec.default, option=orjson.OPT_NON_STR_KEYS)
-    metadata = orjson.dumps(event.metadata, default=codec.default, option=orjson.OPT_NON_STR_KEYS)
+    try:
+        data = orjson.dumps(event.data, default=codec.default, option=orjson.OPT_NON_STR_KEYS)
+        metadata = orjson.dumps(event.metadata, default=codec.default, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError as exc:  # e.g. an integer beyond 64 bits, or an object JSON cannot hold
+        raise InvalidInput(f"{where}event data cannot be stored as JSON: {exc}") from None
     if len(data) + len(metadata) > MAX_EVENT_BYTES:
         raise InvalidInput(f"{where}event is larger than 16 MiB ({len(data) + len(metadata)} bytes)")
     return (
