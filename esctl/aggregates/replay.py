@@ -2,7 +2,7 @@
 
 Events are streamed from the store, never loaded all at once: whole rows through
 `read_stream(raw=True)` when a handler needs the envelope or an upcaster applies,
-else a cursor over just (version, type, data). The per-event cost is kept near a bare loop: the handler is one dict lookup
+else `read_stream_data`, just (version, type, data). The per-event cost is kept near a bare loop: the handler is one dict lookup
 on the type and is called with freshly decoded data; everything unusual (an
 upcaster, a handler that wants the whole event, an unknown type) leaves the fast
 path for `_slow`."""
@@ -31,8 +31,6 @@ from esctl.events import RecordedEvent
 from esctl.store import EventStore
 
 Row = tuple[str, int, int, str, str, str, str, str]  # read_stream(raw=True)
-# The fast path's rows: a streaming cursor over the three columns the handlers need.
-_NARROW = "SELECT version, type, data FROM events WHERE stream = ? AND version >= ? AND version <= ? ORDER BY version"
 
 
 @dataclass(slots=True)
@@ -292,11 +290,8 @@ class Replayer:
         if self.folder.narrow:
             # No handler needs more than type and data: read only those (and the
             # version), half the cost of decoding whole rows.
-            cursor = self.store.conn.execute(_NARROW, (stream, start + 1, target))
-            try:
-                replayed.state, last_version = self.folder.fold_narrow(replayed.state, cursor, stream)
-            finally:
-                cursor.close()
+            rows = self.store.read_stream_data(stream, from_version=start + 1, to_version=target)
+            replayed.state, last_version = self.folder.fold_narrow(replayed.state, rows, stream)
             if last_version is not None:
                 replayed.version = last_version
                 self._locate(replayed)
