@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -175,6 +174,8 @@ class Applier:
 
 def _user_frame(exc: BaseException) -> str:
     """'file, line N, in handler' for the innermost frame outside esctl."""
+    import traceback
+
     frames = [
         f
         for f in traceback.extract_tb(exc.__traceback__)

@@ -9,14 +9,14 @@ a rebuild (a comment edit does; rebuilding is cheap and always correct).
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
 
 def fingerprint(parts: Iterable[str], functions: Iterable[Callable[..., Any]]) -> str:
+    import hashlib  # here, not at the top: `import esctl.projections` stays cheap
+
     digest = hashlib.sha256()
     for part in parts:
         digest.update(part.encode())
@@ -28,6 +28,8 @@ def fingerprint(parts: Iterable[str], functions: Iterable[Callable[..., Any]]) -
 
 
 def _add_code(digest: Any, obj: Any, seen: set[int]) -> None:
+    import inspect
+
     obj = inspect.unwrap(obj) if callable(obj) else obj
     if id(obj) in seen:
         return
@@ -61,6 +63,8 @@ def _defined_beside(value: Any, function: Any) -> bool:
 
 
 def _source(obj: Any) -> str:
+    import inspect
+
     try:
         return inspect.getsource(obj)
     except (OSError, TypeError):
