@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import BANK, COUNTER_MODEL
+from tests.projections.conftest import BANK, COUNTER_MODEL
 
 
 def lines(text: str) -> list[dict]:

@@ -12,8 +12,7 @@ from esctl.projections.rebuild import rebuild
 from esctl.projections.reset import reset
 from esctl.projections.runner import catch_up
 from esctl.projections.verify import verify
-
-from .conftest import COUNTER_MODEL
+from tests.projections.conftest import COUNTER_MODEL
 
 
 def counter(load, source: str = COUNTER_MODEL):

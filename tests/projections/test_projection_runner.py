@@ -17,8 +17,7 @@ from esctl.projections.rebuild import rebuild
 from esctl.projections.runner import catch_up
 from esctl.projections.status import status
 from esctl.store import EventStore
-
-from .conftest import COUNTER_MODEL
+from tests.projections.conftest import COUNTER_MODEL
 
 
 def counter(load):
