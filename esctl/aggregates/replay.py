@@ -21,16 +21,17 @@ from esctl.aggregates.changes import diff
 from esctl.aggregates.default_fold import DefaultFold
 from esctl.aggregates.definition import Aggregate, Handler, spec_of
 from esctl.aggregates.errors import ModelError, UnknownEventType
-from esctl.aggregates.fingerprint import fingerprint
 from esctl.aggregates.plain import to_plain
 from esctl.aggregates.snapshots import Snapshot, Snapshots
 from esctl.aggregates.targets import check_version, resolve_target, stream_head
 from esctl.aggregates.upcasting import Upcasters
 from esctl.errors import EsctlError
 from esctl.events import RecordedEvent
+from esctl.fingerprint import fingerprint
 from esctl.store import EventStore
 
 Row = tuple[str, int, int, str, str, str, str, str]  # read_stream(raw=True)
+SNAPSHOT_FORMAT = "esctl-snapshot-1"  # part of the fingerprint: bump when the snapshot encoding changes
 
 
 @dataclass(slots=True)
@@ -244,7 +245,8 @@ class Replayer:
     @property
     def fingerprint(self) -> str:
         if self._fingerprint is None:
-            self._fingerprint = fingerprint(self.aggregate, self.upcasters.functions(self._types_handled()))
+            roots = [self.aggregate, *self.upcasters.functions(self._types_handled())]
+            self._fingerprint = fingerprint(roots, [SNAPSHOT_FORMAT])
         return self._fingerprint
 
     @property

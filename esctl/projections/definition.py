@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from esctl.errors import InvalidInput
-from esctl.projections.fingerprint import fingerprint
+from esctl.fingerprint import fingerprint
 
 if TYPE_CHECKING:
     from esctl.events import RecordedEvent
@@ -203,7 +203,7 @@ class Projection:
         parts = [f"projection {self.name} v{self.version} categories={self.categories}"]
         parts += [table.describe() for table in self.tables.values()]
         parts += [f"on {event_type} -> {h.__qualname__}" for event_type, h in sorted(self.handlers.items())]
-        return fingerprint(parts, [*(self.handlers[t] for t in sorted(self.handlers)), *self.reader_code])
+        return fingerprint([*(self.handlers[t] for t in sorted(self.handlers)), *self.reader_code], parts)
 
     def run_in_memory(self, events: Iterable[RecordedEvent]) -> dict[str, list[dict[str, Any]]]:
         """Apply events to fresh tables in an in-memory SQLite and return every table's

@@ -1,10 +1,13 @@
-"""A fingerprint of an aggregate's code, so a snapshot taken by other code is ignored.
+"""A fingerprint of user code: how esctl tells that an aggregate's snapshot, or a
+projection's read model, was made by other code.
 
-It hashes the source of the aggregate class, of the upcasters of its event types,
-and of every function or class they use from the user's own modules (followed
-through global names, so a helper such as `line_total` or the state dataclass
-counts). Code from the standard library, installed packages and esctl itself is
-left out: upgrading a dependency does not throw away snapshots."""
+It hashes the source of the given roots (an aggregate class, projection handlers,
+upcasters) and of every function or class they use from the user's own modules
+(followed through global names, so a helper such as `line_total` or the state
+dataclass counts). Code from the standard library, installed packages and esctl
+itself is left out: upgrading a dependency does not throw away snapshots or read
+models. Source text is hashed rather than bytecode, so a new Python version does
+not force a rebuild."""
 
 from __future__ import annotations
 
@@ -14,8 +17,6 @@ import sys
 import types
 from collections.abc import Callable, Iterable
 from typing import Any
-
-FORMAT = b"esctl-snapshot-1"  # bump when the snapshot encoding changes
 
 _ESCTL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -31,25 +32,32 @@ def _library_dirs() -> tuple[str, ...]:
 
 # Code does not change under a loaded class (a reload makes new objects), so one
 # computation per process is enough; reading and parsing the source costs ~2 ms.
-_computed: dict[tuple[Any, ...], str] = {}
+_computed: dict[tuple[tuple[Any, ...], tuple[str, ...]], str] = {}
 
 
-def fingerprint(aggregate: type, extra: Iterable[Callable[..., Any]] = ()) -> str:
-    key = (aggregate, *extra)
+def fingerprint(roots: Iterable[type | Callable[..., Any]], parts: Iterable[str] = ()) -> str:
+    """16 hex digits over `parts` (plain text: a format tag, a definition) and the
+    source of `roots` and the user code they reach."""
+    roots, parts = tuple(roots), tuple(parts)
+    key = (roots, parts)
     found = _computed.get(key)
     if found is None:
         import hashlib  # here, not at import: replay without snapshots never needs it
 
-        digest = hashlib.sha256(FORMAT)
-        for obj in _dependencies(list(key)):
-            digest.update(f"\0{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}\0".encode())
-            digest.update(_source(obj))
+        digest = hashlib.sha256()
+        for part in parts:
+            digest.update(part.encode() + b"\0")
+        for obj, source in _dependencies(list(roots)):
+            # Names and source, not module names: the same model moved to another
+            # file (another module name) keeps its fingerprint.
+            digest.update(f"\0{getattr(obj, '__qualname__', '')}\0".encode())
+            digest.update(source)
         found = _computed[key] = digest.hexdigest()[:16]
     return found
 
 
-def _dependencies(roots: list[Any]) -> list[Any]:
-    """The roots and the user code they reach, in a stable order."""
+def _dependencies(roots: list[Any]) -> list[tuple[Any, bytes]]:
+    """The roots and the user code they reach, with their source, in a stable order."""
     seen: dict[int, Any] = {}
     todo = list(roots)
     while todo:
@@ -58,7 +66,8 @@ def _dependencies(roots: list[Any]) -> list[Any]:
             continue
         seen[id(obj)] = obj
         todo.extend(_referenced(obj))
-    return sorted(seen.values(), key=lambda o: (getattr(o, "__module__", ""), getattr(o, "__qualname__", "")))
+    with_source = [(obj, _source(obj)) for obj in seen.values()]
+    return sorted(with_source, key=lambda pair: (getattr(pair[0], "__qualname__", ""), pair[1]))
 
 
 def _referenced(obj: Any) -> list[Any]:
