@@ -221,7 +221,6 @@ class StoreContract:
             "Paid",
         )
 
-
     def test_data_that_json_cannot_hold_is_invalid_input(self, store):
         with pytest.raises(InvalidInput, match="cannot be stored as JSON"):
             store.append("s-1", [ev("s-1", data={"n": 2**70})])

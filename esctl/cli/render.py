@@ -100,7 +100,10 @@ def _json_budget(width: int, cols: list[str], cells: list[list[Any]]) -> int:
     """Width left for JSON columns once the others show in full: JSON is cut to fit,
     so each row stays one line and ids, names and versions are never folded."""
     fixed = sum(
-        max([len(c)] + [Text(row[i]).cell_len if isinstance(row[i], str) else row[i].cell_len for row in cells])
+        max(
+            [len(c)]
+            + [Text(row[i]).cell_len if isinstance(row[i], str) else row[i].cell_len for row in cells]
+        )
         for i, c in enumerate(cols)
         if c not in _JSON_COLUMNS
     )
@@ -277,7 +280,9 @@ def versions(rows: Iterable[dict[str, Any]], title: str) -> None:
     iterator = iter(rows)
     first = True
     while chunk := list(islice(iterator, _CHUNK)):
-        t = Table(box=box.SIMPLE_HEAD, title=title if first else None, title_justify="left", show_header=first)
+        t = Table(
+            box=box.SIMPLE_HEAD, title=title if first else None, title_justify="left", show_header=first
+        )
         t.add_column("version", justify="right", no_wrap=True)
         t.add_column("position", justify="right", style="dim", no_wrap=True)
         t.add_column("type", style="bold magenta", no_wrap=True)
