@@ -27,7 +27,8 @@ INSERT = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 Row = tuple[int, str, int, str, str, str, str, str]
-_ID_LOOKUP_CHUNK = 900  # ids per IN (...) query, under SQLite's variable limit
+_ID_LOOKUP_CHUNK = 900
+_MAX_CACHED_STREAMS = 100_000  # ids per IN (...) query, under SQLite's variable limit
 
 
 @dataclass(slots=True)
@@ -64,8 +65,6 @@ class Writer:
     def version(self, stream: str) -> int:
         version = self._versions.get(stream)
         if version is None:
-            if len(self._versions) > 100_000:  # bound memory on imports of many streams
-                self._versions.clear()
             version = self.conn.execute(
                 "SELECT coalesce(max(version), 0) FROM events WHERE stream = ?", (stream,)
             ).fetchone()[0]
@@ -74,6 +73,11 @@ class Writer:
 
     def write(self, events: Sequence[tuple[str, NewEvent]]) -> Written:
         """Insert `events` (each with a location prefix for error messages)."""
+        if len(self._versions) > _MAX_CACHED_STREAMS:
+            # Bound memory on imports of very many streams. Only between chunks: rows of
+            # the chunk being built are not in the table yet, so their versions live
+            # only in this cache.
+            self._versions.clear()
         rows = None if self._any_stored_or_repeated(events) else self._fast_rows(events)
         if rows is None:
             return self._careful(events)
