@@ -6,7 +6,7 @@ import contextlib
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from esctl import codec
@@ -102,9 +102,8 @@ class EventStore:
         for index, event in enumerate(events):
             if event.stream != stream:
                 raise InvalidInput(f"event {index + 1} is for stream {event.stream!r}, not {stream!r}")
-            if index == 0:
-                event.expected_version = expected_version
-            batch.append(("", event))
+            # The check applies before the first event; the caller's objects stay as given.
+            batch.append(("", replace(event, expected_version=expected_version if index == 0 else ANY)))
         writer = Writer(self.conn)
         writer.begin()
         try:
