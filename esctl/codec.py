@@ -3,19 +3,40 @@
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from decimal import Decimal
 from typing import Any
 
 import orjson
 
-loads = orjson.loads
+loads = orjson.loads  # for JSON esctl wrote itself
 JSONDecodeError = orjson.JSONDecodeError
+
+# 19 digits in a row: perhaps an integer beyond 64 bits, which orjson would read as a
+# float, silently changing it.
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
+def loads_input(data: bytes | str) -> Any:
+    """Parse JSON a user gave. Input with a very long number is parsed again by the
+    stdlib, which keeps integers exact, so that the store can refuse what it cannot
+    hold instead of storing a rounded float."""
+    value = orjson.loads(data)
+    raw = data.encode() if isinstance(data, str) else data
+    if _LONG_DIGITS.search(raw):
+        import json
+
+        value = json.loads(raw)
+    return value
 
 
 def default(value: Any) -> Any:
     if isinstance(value, Decimal):
-        # Exact decimal text, never a float: 79.97 stays 79.97.
-        return orjson.Fragment(str(value)) if value.is_finite() else str(value)
+        # Exact decimal text, never a float: 79.97 stays 79.97. Beyond a double's
+        # exponent range (or not finite) it would not read back: a string then.
+        if value.is_finite() and -300 < value.adjusted() < 300:
+            return orjson.Fragment(str(value))
+        return str(value)
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
     if isinstance(value, _dt.timedelta):

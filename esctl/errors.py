@@ -3,6 +3,18 @@
 from __future__ import annotations
 
 
+def shown(value: object, width: int = 60) -> str:
+    """A value as an error message quotes it: as JSON (input is JSON), else its repr,
+    cut to `width` characters."""
+    import orjson
+
+    try:
+        text = orjson.dumps(value).decode()
+    except TypeError:
+        text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 class EsctlError(Exception):
     """Base class: a failure esctl explains to its user without a traceback."""
 
@@ -28,18 +40,18 @@ class ConcurrencyError(EsctlError):
 
 
 class WrongExpectedVersion(ConcurrencyError):
-    def __init__(self, stream: str, expected: object, actual: int) -> None:
+    def __init__(self, stream: str, expected: object, actual: int, where: str = "") -> None:
         self.stream, self.expected, self.actual = stream, expected, actual
         super().__init__(
-            f"wrong expected version for stream {stream!r}: expected {expected}, actual {actual}"
+            f"{where}wrong expected version for stream {stream!r}: expected {expected}, actual {actual}"
         )
 
 
 class DuplicateEventId(ConcurrencyError):
-    def __init__(self, event_id: str, stream: str, version: int) -> None:
+    def __init__(self, event_id: str, stream: str, version: int, where: str = "") -> None:
         self.event_id = event_id
         super().__init__(
-            f"event id {event_id} is already stored (stream {stream!r}, version {version})"
+            f"{where}event id {event_id} is already used by {stream!r} version {version},"
             " with a different stream, type, data or metadata"
         )
 

@@ -9,15 +9,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Union
 
-from esctl.errors import InvalidInput
+from esctl.errors import InvalidInput, shown
 from esctl.ids import canonical_id
 
 MAX_EVENT_BYTES = 16 * 1024 * 1024
 ENVELOPE_KEYS = ("stream", "version", "position", "type", "data", "metadata", "id", "recorded_at")
 
-# 1-255 characters, none of them whitespace or a control character.
-_NAME = re.compile(r"[^\s\x00-\x1f\x7f-\x9f]{1,255}")
-_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+# 1-255 characters, none of them whitespace, a control character or a lone surrogate
+# (undecodable bytes in a command-line argument arrive as surrogates).
+_NAME = re.compile(r"[^\s\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,255}")
+_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
+_DIGITS = re.compile(r"[0-9]{1,18}")
 
 
 # --- expected versions -----------------------------------------------------------
@@ -41,14 +43,14 @@ def parse_expected_version(value: object, where: str = "") -> ExpectedVersion:
             f"{where}expected version must be any, no-stream, exists or an integer, got {value!r}"
         )
     if isinstance(value, int):
-        if value < 0:
-            raise InvalidInput(f"{where}expected version must not be negative, got {value}")
+        if not 0 <= value < 2**63:
+            raise InvalidInput(f"{where}expected version must be from 0 to 2**63-1, got {value}")
         return value
     if isinstance(value, str):
         for rule in (ANY, NO_STREAM, EXISTS):
             if value == rule:
                 return rule
-        if value.isdigit():
+        if _DIGITS.fullmatch(value):
             return int(value)
     raise InvalidInput(f"{where}expected version must be any, no-stream, exists or an integer, got {value!r}")
 
@@ -82,14 +84,14 @@ def _check_name(name: object, key: str, where: str) -> str:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise InvalidInput(
             f'{where}"{key}" must be 1-255 characters with no whitespace or control'
-            f" characters, got {_show(name)}"
+            f" characters, got {shown(name)}"
         )
     return name
 
 
 def check_object(value: object, key: str, where: str = "") -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise InvalidInput(f'{where}"{key}" must be a JSON object, got {_show(value)}')
+        raise InvalidInput(f'{where}"{key}" must be a JSON object, got {shown(value)}')
     return value
 
 
@@ -97,7 +99,7 @@ def check_timestamp(value: object, where: str = "") -> str:
     if not isinstance(value, str) or not _TIMESTAMP.fullmatch(value):
         raise InvalidInput(
             f'{where}"recorded_at" must be a UTC timestamp like 2026-01-31T12:00:00.000000Z,'
-            f" got {_show(value)}"
+            f" got {shown(value)}"
         )
     try:
         datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ")
@@ -109,11 +111,6 @@ def check_timestamp(value: object, where: str = "") -> str:
 def category_of(stream: str) -> str:
     """The part of a stream name before its first '-' (the whole name if it has none)."""
     return stream.partition("-")[0]
-
-
-def _show(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 # --- timestamps -------------------------------------------------------------------
@@ -179,7 +176,7 @@ _LINE_KEYS = frozenset(ENVELOPE_KEYS) | {"expected_version"}
 
 
 def validate(event: NewEvent, where: str = "") -> None:
-    """Check a NewEvent built in code (envelopes from NDJSON are checked as parsed).
+    """Check an event about to be written, and put its id in canonical form.
     Known-good names are cached: this runs for every event written."""
     if event.stream not in _valid_streams:
         check_stream(event.stream, where)
@@ -191,6 +188,10 @@ def validate(event: NewEvent, where: str = "") -> None:
         check_object(event.data, "data", where)
     if type(event.metadata) is not dict:
         check_object(event.metadata, "metadata", where)
+    if event.id is not None:
+        event.id = canonical_id(event.id, where)
+    if event.recorded_at is not None and not _TIMESTAMP.fullmatch(event.recorded_at):
+        check_timestamp(event.recorded_at, where)
 
 
 def _remember(cache: set[str], name: str) -> None:
@@ -202,17 +203,17 @@ def _remember(cache: set[str], name: str) -> None:
 def envelope_from_dict(obj: object, where: str = "") -> NewEvent:
     """Validate one decoded NDJSON envelope (as written by hand or by `export`)."""
     if not isinstance(obj, dict):
-        raise InvalidInput(f"{where}expected a JSON object, got {_show(obj)}")
+        raise InvalidInput(f"{where}expected a JSON object, got {shown(obj)}")
     if not _LINE_KEYS.issuperset(obj):
         raise InvalidInput(f"{where}unknown field {sorted(obj.keys() - _LINE_KEYS)[0]!r}")
     stream = obj.get("stream")
-    if stream not in _valid_streams:
+    if type(stream) is not str or stream not in _valid_streams:
         if stream is None:
             raise InvalidInput(f'{where}"stream" is required')
         check_stream(stream, where)
         _remember(_valid_streams, stream)
     event_type = obj.get("type")
-    if event_type not in _valid_types:
+    if type(event_type) is not str or event_type not in _valid_types:
         if event_type is None:
             raise InvalidInput(f'{where}"type" is required')
         check_type(event_type, where)
@@ -227,21 +228,15 @@ def envelope_from_dict(obj: object, where: str = "") -> NewEvent:
     if event_id is not None:
         event_id = canonical_id(event_id, where)
     expected: ExpectedVersion = ANY
-    if len(obj) > 5:  # only then can the rarer keys be present
+    recorded_at = None
+    if "version" in obj or "expected_version" in obj or "recorded_at" in obj or "position" in obj:
         expected = _line_expected_version(obj, where)
         recorded_at = obj.get("recorded_at")
         if recorded_at is not None:
             check_timestamp(recorded_at, where)
         position = obj.get("position")
         if position is not None and (isinstance(position, bool) or not isinstance(position, int)):
-            raise InvalidInput(f'{where}"position" must be an integer, got {_show(position)}')
-    else:
-        recorded_at = None
-        if "expected_version" in obj or "version" in obj or "recorded_at" in obj:
-            expected = _line_expected_version(obj, where)
-            recorded_at = obj.get("recorded_at")
-            if recorded_at is not None:
-                check_timestamp(recorded_at, where)
+            raise InvalidInput(f'{where}"position" must be an integer, got {shown(position)}')
     return NewEvent(
         stream,
         event_type,
@@ -261,8 +256,8 @@ _valid_types: set[str] = set()
 def _line_expected_version(obj: dict[str, Any], where: str) -> ExpectedVersion:
     if "version" in obj:
         version = obj["version"]
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise InvalidInput(f'{where}"version" must be a positive integer, got {_show(version)}')
+        if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version < 2**63:
+            raise InvalidInput(f'{where}"version" must be a positive integer, got {shown(version)}')
         if "expected_version" in obj:
             raise InvalidInput(f'{where}give "version" or "expected_version", not both')
         return version - 1

@@ -11,7 +11,7 @@ import re
 import time
 import uuid
 
-from esctl.errors import InvalidInput
+from esctl.errors import InvalidInput, shown
 
 _CANONICAL = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -46,9 +46,4 @@ def canonical_id(value: object, where: str = "") -> str:
             return str(uuid.UUID(value))
         except ValueError:
             pass
-    raise InvalidInput(f'{where}"id" must be a UUID, got {_show(value)}')
-
-
-def _show(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    raise InvalidInput(f'{where}"id" must be a UUID, got {shown(value)}')

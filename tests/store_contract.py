@@ -184,7 +184,9 @@ class StoreContract:
             ("line 2: ", ev("s-1")),
             ("line 3: ", ev("s-1", expected_version=0)),
         ]
-        with pytest.raises(WrongExpectedVersion, match="2 lines before this batch were committed"):
+        with pytest.raises(
+            WrongExpectedVersion, match=r"the batches up to line 2 were committed \(2 events imported"
+        ):
             store.import_events(events, batch_size=2)
         assert store.stream_version("s-1") == 2
 
@@ -225,3 +227,28 @@ class StoreContract:
         with pytest.raises(InvalidInput, match="cannot be stored as JSON"):
             store.append("s-1", [ev("s-1", data={"n": 2**70})])
         assert store.head_position() == 0
+
+    def test_decimals_are_stored_exactly_or_as_text(self, store):
+        from decimal import Decimal
+
+        store.append("s-1", [ev("s-1", data={"price": Decimal("79.97"), "huge": Decimal("1E+999")})])
+        assert next(store.read_stream("s-1")).data == {"price": 79.97, "huge": "1E+999"}
+
+    def test_library_appends_are_checked_like_cli_input(self, store):
+        with pytest.raises(InvalidInput, match='"id" must be a UUID'):
+            store.append("s-1", [ev("s-1", id="not-a-uuid")])
+        with pytest.raises(InvalidInput, match='"recorded_at" must be a UTC timestamp'):
+            store.append("s-1", [ev("s-1", recorded_at="yesterday")])
+        with pytest.raises(InvalidInput, match="expected version must be"):
+            store.append("s-1", [ev("s-1")], True)
+        assert store.head_position() == 0
+        upper = "01234567-89AB-7DEF-8123-456789ABCDEF"
+        store.append("s-1", [ev("s-1", id=upper)], "no-stream")  # rules may be given as text
+        again = store.append("s-1", [ev("s-1", id=upper.lower())])
+        assert again.duplicates == 1 and store.head_position() == 1
+
+    def test_each_events_own_expected_version_is_checked(self, store):
+        with pytest.raises(WrongExpectedVersion):
+            store.append("s-1", [ev("s-1"), ev("s-1", expected_version=5)])
+        result = store.append("s-1", [ev("s-1"), ev("s-1", expected_version=1)], NO_STREAM)
+        assert [e.version for e in result.events] == [1, 2]

@@ -8,8 +8,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -19,6 +21,9 @@ from esctl.cli import output
 from esctl.cli.output import OutputFormat
 from esctl.errors import EsctlError
 
+if TYPE_CHECKING:
+    from esctl.store import EventStore
+
 
 class EsctlGroup(TyperGroup):
     def invoke(self, ctx):  # type: ignore[no-untyped-def]
@@ -26,6 +31,8 @@ class EsctlGroup(TyperGroup):
             return super().invoke(ctx)
         except EsctlError as exc:
             output.error(str(exc))
+            for note in getattr(exc, "__notes__", ()):
+                output.note(note)
             raise typer.Exit(exc.exit_code) from None
         except BrokenPipeError:
             # `esctl read --all | head -1`: the reader left; stop quietly.
@@ -36,6 +43,9 @@ class EsctlGroup(TyperGroup):
         except KeyboardInterrupt:
             output.note("interrupted")
             raise typer.Exit(130) from None
+        except OverflowError as exc:  # a number SQLite cannot hold, from the command line
+            output.error(f"a number is out of range (at most 2**63-1): {exc}")
+            raise typer.Exit(2) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except Exception as exc:
@@ -58,6 +68,8 @@ app = typer.Typer(
     name="esctl",
     help="An append-only event store in one SQLite file: append, replay, project, inspect.",
     no_args_is_help=True,
+    # Rich help and usage errors for a person; plain, unboxed text for pipes and logs.
+    rich_markup_mode="rich" if sys.stdout.isatty() and sys.stderr.isatty() else None,
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
     add_completion=False,
@@ -108,6 +120,8 @@ def main_options(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = False,
 ) -> None:
+    if db == "" or read_db == "":
+        raise typer.BadParameter("must not be empty", param_hint="--db" if db == "" else "--read-db")
     ctx.obj = Settings(db=db or "events.db", output=output_format, model=model, read_db=read_db)
 
 
@@ -144,10 +158,25 @@ def load_model(ctx: typer.Context, *, required: bool = False):  # type: ignore[n
     return load(spec)
 
 
-def open_store(ctx: typer.Context, *, create: bool = False):  # type: ignore[no-untyped-def]
+@contextmanager
+def open_store(ctx: typer.Context, *, create: bool = False) -> Iterator[EventStore]:
+    """The store, closed afterwards. A store that this command created is removed
+    again when the command fails with nothing written: a refused write leaves no
+    empty store behind."""
     from esctl.store import EventStore
 
-    return EventStore.open(settings(ctx).db, create=create)
+    store = EventStore.open(settings(ctx).db, create=create)
+    try:
+        yield store
+    except BaseException:
+        empty = store.created and store.head_position() == 0  # batches may have committed
+        store.close()
+        if empty:
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(store.path + suffix)
+        raise
+    store.close()
 
 
 # One module per command group; each registers its commands on `app` when imported.

@@ -104,7 +104,7 @@ def write_json_array(items: Iterable[Any]) -> int:
 
 
 def _color(code: str, text: str) -> str:
-    if stderr_is_terminal() and "NO_COLOR" not in os.environ:
+    if stderr_is_terminal() and not os.environ.get("NO_COLOR"):  # no-color.org: empty means unset
         return f"\x1b[{code}m{text}\x1b[0m"
     return text
 

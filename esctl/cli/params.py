@@ -6,7 +6,7 @@ import sys
 from typing import Any
 
 from esctl import codec
-from esctl.errors import InvalidInput
+from esctl.errors import InvalidInput, shown
 
 
 def json_object(value: str | None, what: str) -> dict[str, Any]:
@@ -25,10 +25,12 @@ def json_object(value: str | None, what: str) -> dict[str, Any]:
         source = f"{what} ({value[1:]})"
     else:
         text, source = value, what
+    if isinstance(text, bytes) and text.startswith(b"\xef\xbb\xbf"):
+        text = text[3:]  # a byte-order mark from some Windows editors
     try:
-        obj = codec.loads(text)
+        obj = codec.loads_input(text)
     except codec.JSONDecodeError as exc:
         raise InvalidInput(f"{source}: invalid JSON: {exc}") from None
     if not isinstance(obj, dict):
-        raise InvalidInput(f"{source} must be a JSON object, got {codec.dumps(obj).decode()[:60]}")
+        raise InvalidInput(f"{source} must be a JSON object, got {shown(obj)}")
     return obj

@@ -355,7 +355,8 @@ def query(
 
     s = settings(ctx)
     if s.read_db is None:
-        open_store(ctx).close()  # a missing store is "no event store at PATH" (exit 4)
+        with open_store(ctx):  # a missing store is "no event store at PATH" (exit 4)
+            pass
     result = run_query(_read_path(ctx), sql, parse_params(param or []))
 
     def show(rows: Any) -> None:

@@ -32,11 +32,17 @@ _NUMERIC_COLUMNS = {"version", "position", "count", "checkpoint", "head", "lag",
 _CHUNK = 500  # rows per drawn table: long listings stream instead of building in memory
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # Rich would exit 1; the CLI ends a closed pipe quietly, the same for every format.
+        raise BrokenPipeError
+
+
 def console() -> Console:
     # A pipe that asked for a table gets it unwrapped and uncoloured.
     if sys.stdout.isatty():
-        return Console(highlight=False)
-    return Console(highlight=False, width=int(os.environ.get("COLUMNS", 0)) or 250, no_color=True)
+        return _Console(highlight=False)
+    return _Console(highlight=False, width=int(os.environ.get("COLUMNS", 0)) or 250, no_color=True)
 
 
 def err_console() -> Console:

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from esctl.cli import output
-from esctl.cli.app import OutputOption, app, open_store, output_for, settings
+from esctl.cli.app import OutputOption, app, open_store, output_for
 from esctl.cli.params import json_object
 from esctl.errors import InvalidInput
 
@@ -17,13 +17,13 @@ from esctl.errors import InvalidInput
 @app.command()
 def init(ctx: typer.Context, output_format: OutputOption = None) -> None:
     """Create the event store if it does not exist (idempotent)."""
-    path = settings(ctx).db
-    existed = os.path.exists(path) and os.path.getsize(path) > 0
+    from esctl.store.schema import SCHEMA_VERSION
+
     with open_store(ctx, create=True) as store:
         doc = {
             "path": os.path.abspath(store.path),
-            "schema_version": store.info()["schema_version"],
-            "created": not existed,
+            "schema_version": SCHEMA_VERSION,
+            "created": store.created,
         }
     out = output_for(ctx, output_format)
 
@@ -74,7 +74,9 @@ def append(
         meta["correlation_id"] = correlation_id
     if causation_id is not None:
         meta["causation_id"] = causation_id
-    new = NewEvent(stream, event_type, body, meta, canonical_id(event_id, "--id: ") if event_id else None)
+    new = NewEvent(
+        stream, event_type, body, meta, canonical_id(event_id, "--id: ") if event_id is not None else None
+    )
     with open_store(ctx, create=True) as store:
         result = store.append(stream, [new], expected)
     if result.duplicates:
@@ -239,7 +241,7 @@ def info(
     """Describe the store (sizes, counts by category and type) or one stream."""
     out = output_for(ctx, output_format)
     with open_store(ctx) as store:
-        doc = store.stream_info(stream) if stream else store.info()
+        doc = store.stream_info(stream) if stream is not None else store.info()
 
     def show(d: dict) -> None:
         from esctl.cli import render

@@ -48,11 +48,12 @@ CREATE TABLE esctl_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
-def connect(path: str, *, create: bool) -> sqlite3.Connection:
+def connect(path: str, *, create: bool) -> tuple[sqlite3.Connection, bool]:
     """Open the store at `path`, creating it when `create` is true.
 
     A file that is not an esctl store, or has a schema this version does not know,
-    raises StoreError and is left exactly as it was.
+    raises StoreError and is left exactly as it was. Returns the connection and
+    whether this call created the store.
     """
     exists = os.path.exists(path)
     if not exists and not create:
@@ -60,9 +61,10 @@ def connect(path: str, *, create: bool) -> sqlite3.Connection:
     if exists:
         _check_header(path, create)
     try:
-        conn = sqlite3.connect(path, timeout=60.0, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(path, timeout=60.0, isolation_level=None)
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open {path}: {exc}") from None
+    created = False
     try:
         _check_identity(conn, path, create)
         conn.execute("PRAGMA synchronous = FULL")  # a successful append is on disk
@@ -71,28 +73,36 @@ def connect(path: str, *, create: bool) -> sqlite3.Connection:
         # ~35% slower imports.
         conn.execute("PRAGMA cache_size = -65536")
         if conn.execute("PRAGMA application_id").fetchone()[0] == 0:
-            _create(conn, path)
+            created = _create(conn, path)
+    except sqlite3.OperationalError as exc:  # permissions, locks, disk: not the file's identity
+        conn.close()
+        raise StoreError(f"cannot open {path}: {exc}") from None
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise StoreError(f"{path} is not an esctl event store ({exc})") from None
     except BaseException:
         conn.close()
         raise
-    return conn
+    return conn, created
 
 
 def _check_header(path: str, create: bool) -> None:
     try:
         with open(path, "rb") as f:
-            header = f.read(16)
+            header = f.read(100)
     except OSError as exc:
         raise StoreError(f"cannot read {path}: {exc.strerror}") from None
     if not header:
         if not create:
             raise NotFound(f"no event store at {path} (the file is empty)")
         return
-    if header != _SQLITE_HEADER:
+    if header[:16] != _SQLITE_HEADER:
         raise StoreError(f"{path} is not an esctl event store (not a SQLite database)")
+    # The header names the application before SQLite touches the file (opening a
+    # database with a hot journal would roll it back: a change to someone else's file).
+    app_id = int.from_bytes(header[68:72], "big")
+    if len(header) == 100 and app_id not in (0, APPLICATION_ID):
+        raise StoreError(f"{path} is a SQLite database but not an esctl event store")
 
 
 def _check_identity(conn: sqlite3.Connection, path: str, create: bool) -> None:
@@ -114,13 +124,14 @@ def _check_identity(conn: sqlite3.Connection, path: str, create: bool) -> None:
         raise NotFound(f"no event store at {path} (the database is empty)")
 
 
-def _create(conn: sqlite3.Connection, path: str) -> None:
+def _create(conn: sqlite3.Connection, path: str) -> bool:
     # WAL lets readers run beside the single writer; it persists in the file.
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("BEGIN IMMEDIATE")
     try:
         # Another process may have created the store while we waited for the lock.
-        if conn.execute("PRAGMA application_id").fetchone()[0] == 0:
+        created = conn.execute("PRAGMA application_id").fetchone()[0] == 0
+        if created:
             if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
                 raise StoreError(f"{path} is a SQLite database but not an esctl event store")
             for statement in _statements(DDL):
@@ -138,6 +149,7 @@ def _create(conn: sqlite3.Connection, path: str) -> None:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    return created
 
 
 def _statements(script: str) -> list[str]:

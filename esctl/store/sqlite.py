@@ -9,11 +9,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from esctl import codec
 from esctl.errors import InvalidInput, NotFound, StoreError
-from esctl.events import ANY, ExpectedVersion, NewEvent, RecordedEvent, check_stream
+from esctl.events import ANY, ExpectedVersion, NewEvent, RecordedEvent, check_stream, parse_expected_version
 from esctl.store import schema
-from esctl.store.writer import SELECT_EVENT, Writer, decode, decode_row
+from esctl.store.writer import HEAD_POSITION, SELECT_EVENT, STREAM_VERSION, Writer, decode
 
 CHUNK = 5_000  # events per executemany inside an import
 
@@ -25,7 +24,6 @@ class ImportSummary:
     streams: int = 0
     first_position: int | None = None
     last_position: int | None = None
-    lines: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,14 +67,16 @@ class EventStore:
     `EventStore.open(path)` opens an existing store; `create=True` creates it.
     """
 
-    def __init__(self, path: str, conn: sqlite3.Connection) -> None:
+    def __init__(self, path: str, conn: sqlite3.Connection, *, created: bool = False) -> None:
         self.path = path
         self.conn = conn
+        self.created = created  # this open created the store
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, create: bool = False) -> EventStore:
         path = os.fspath(path)
-        return cls(path, schema.connect(path, create=create))
+        conn, created = schema.connect(path, create=create)
+        return cls(path, conn, created=created)
 
     def close(self) -> None:
         self.conn.close()
@@ -93,17 +93,22 @@ class EventStore:
         self,
         stream: str,
         events: Iterable[NewEvent],
-        expected_version: ExpectedVersion = ANY,
+        expected_version: ExpectedVersion | str = ANY,
     ) -> AppendResult:
-        """Append events to one stream atomically; `expected_version` is checked
-        against the stream before the first of them."""
+        """Append events to one stream atomically. `expected_version` (any, no-stream,
+        exists or N) is checked before the first of them; each event's own
+        `expected_version` is checked too."""
         check_stream(stream)
+        expected = parse_expected_version(expected_version)
         batch = []
         for index, event in enumerate(events):
             if event.stream != stream:
                 raise InvalidInput(f"event {index + 1} is for stream {event.stream!r}, not {stream!r}")
-            # The check applies before the first event; the caller's objects stay as given.
-            batch.append(("", replace(event, expected_version=expected_version if index == 0 else ANY)))
+            own = parse_expected_version(event.expected_version)
+            # A copy: the caller's objects stay as given.
+            batch.append(
+                ("", replace(event, expected_version=expected if index == 0 and expected is not ANY else own))
+            )
         writer = Writer(self.conn)
         writer.begin()
         try:
@@ -112,10 +117,8 @@ class EventStore:
         except BaseException:
             writer.rollback()
             raise
-        result = AppendResult(duplicates=written.duplicates)
-        for outcome in written.outcomes:
-            result.events.append(outcome if isinstance(outcome, RecordedEvent) else decode_row(outcome))
-        return result
+        events_out = [o if isinstance(o, RecordedEvent) else decode(o) for o in written.outcomes]
+        return AppendResult(events_out, written.duplicates)
 
     def import_events(
         self,
@@ -124,9 +127,12 @@ class EventStore:
         batch_size: int | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> ImportSummary:
-        """Import (location, event) pairs. Atomic unless `batch_size` is given, in
-        which case a commit follows every `batch_size` events."""
+        """Import (location, event) pairs, e.g. from `esctl.ndjson.read_envelopes`.
+        Atomic unless `batch_size` is given: then a commit follows every
+        `batch_size` events, and a failure keeps the batches committed before it."""
         summary = ImportSummary()
+        committed = ImportSummary()  # as of the last commit, for the error note
+        last_where = ""
         streams: set[str] = set()
         writer = Writer(self.conn)
         chunk_size = min(CHUNK, batch_size) if batch_size else CHUNK
@@ -135,14 +141,13 @@ class EventStore:
 
         def flush() -> None:
             written = writer.write(chunk)
-            summary.lines += len(chunk)
             summary.duplicates += written.duplicates
             if written.rows:
                 summary.imported += len(written.rows)
                 if summary.first_position is None:
-                    summary.first_position = written.rows[0][0]
-                summary.last_position = written.rows[-1][0]
-                streams.update(row[1] for row in written.rows)
+                    summary.first_position = written.rows[0][2]
+                summary.last_position = written.rows[-1][2]
+                streams.update(row[0] for row in written.rows)
             if progress:
                 progress(len(chunk))
             chunk.clear()
@@ -156,6 +161,8 @@ class EventStore:
                     flush()
                     if batch_size and in_batch >= batch_size:
                         writer.commit()
+                        committed = replace(summary)
+                        last_where = item[0]
                         writer.begin()
                         in_batch = 0
             if chunk:
@@ -163,11 +170,13 @@ class EventStore:
             writer.commit()
         except BaseException as exc:
             writer.rollback()
-            if batch_size and summary.imported and isinstance(exc, Exception):
-                exc.args = (
-                    f"{exc.args[0] if exc.args else exc}; {summary.lines} lines before"
-                    f" this batch were committed ({summary.imported} events): re-run to"
-                    " continue (events with ids are skipped as duplicates)",
+            if batch_size and committed.imported + committed.duplicates and isinstance(exc, Exception):
+                upto = f" up to {last_where.rstrip(': ')}" if last_where else ""
+                exc.add_note(
+                    f"the batches{upto} were committed ({committed.imported} events imported,"
+                    f" {committed.duplicates} duplicates skipped); the failing batch was rolled back."
+                    " Re-running the import skips lines with ids as duplicates; lines without ids"
+                    " would be written twice, so resume after the committed lines instead"
                 )
             raise
         summary.streams = len(streams)
@@ -176,12 +185,10 @@ class EventStore:
     # --- reading ------------------------------------------------------------------
 
     def head_position(self) -> int:
-        return self.conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
+        return self.conn.execute(HEAD_POSITION).fetchone()[0]
 
     def stream_version(self, stream: str) -> int:
-        return self.conn.execute(
-            "SELECT coalesce(max(version), 0) FROM events WHERE stream = ?", (stream,)
-        ).fetchone()[0]
+        return self.conn.execute(STREAM_VERSION, (stream,)).fetchone()[0]
 
     def read_stream(
         self,
@@ -195,6 +202,7 @@ class EventStore:
     ) -> Iterator[Any]:
         """Events of one stream in version order (or reversed). Raises NotFound for a
         stream with no events. With `raw`, yields undecoded rows (data as JSON text)."""
+        check_stream(stream, allow_reserved=True)
         if self.stream_version(stream) == 0:
             raise NotFound(f"stream {stream!r} not found")
         sql = SELECT_EVENT + " WHERE stream = ? AND version >= ?"
@@ -237,7 +245,7 @@ class EventStore:
         if category is not None:
             sql += " AND category = ?"
             params.append(category)
-        types = list(types)
+        types = [types] if isinstance(types, str) else list(types)
         if types:
             sql += f" AND type IN ({', '.join('?' * len(types))})"
             params.extend(types)
@@ -286,6 +294,7 @@ class EventStore:
         }
 
     def stream_info(self, stream: str) -> dict[str, Any]:
+        check_stream(stream, allow_reserved=True)
         version = self.stream_version(stream)
         if version == 0:
             raise NotFound(f"stream {stream!r} not found")
@@ -324,4 +333,4 @@ def _file_size(path: str) -> int:
     return sum(os.path.getsize(p) for p in (path, path + "-wal") if os.path.exists(p))
 
 
-__all__ = ["AppendResult", "EventStore", "ImportSummary", "StreamSummary", "codec"]
+__all__ = ["AppendResult", "EventStore", "ImportSummary", "StreamSummary"]

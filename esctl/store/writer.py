@@ -18,17 +18,20 @@ from dataclasses import dataclass
 import orjson
 
 from esctl import codec
-from esctl.errors import DuplicateEventId, InvalidInput, WrongExpectedVersion
+from esctl.errors import DuplicateEventId, InvalidInput, StoreError, WrongExpectedVersion
 from esctl.events import MAX_EVENT_BYTES, NewEvent, RecordedEvent, utc_now, validate, version_matches
 from esctl.ids import uuid7
 
-INSERT = (
-    "INSERT INTO events (position, stream, version, type, data, metadata, id, recorded_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
-Row = tuple[int, str, int, str, str, str, str, str]
-_ID_LOOKUP_CHUNK = 900
-_MAX_CACHED_STREAMS = 100_000  # ids per IN (...) query, under SQLite's variable limit
+# One column order for every row esctl reads or writes: the envelope's.
+COLUMNS = "stream, version, position, type, data, metadata, id, recorded_at"
+SELECT_EVENT = f"SELECT {COLUMNS} FROM events"
+INSERT = f"INSERT INTO events ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+STREAM_VERSION = "SELECT coalesce(max(version), 0) FROM events WHERE stream = ?"
+HEAD_POSITION = "SELECT coalesce(max(position), 0) FROM events"
+
+Row = tuple[str, int, int, str, str, str, str, str]
+_ID_LOOKUP_CHUNK = 900  # ids per IN (...) query, under SQLite's variable limit
+_MAX_CACHED_STREAMS = 100_000
 
 
 @dataclass(slots=True)
@@ -50,8 +53,16 @@ class Writer:
         self._versions: dict[str, int] = {}
 
     def begin(self) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
-        self.head = self.conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            timeout = self.conn.execute("PRAGMA busy_timeout").fetchone()[0] / 1000
+            raise StoreError(
+                f"the store is busy: another writer held it for {timeout:.0f} s (a long import?); try again"
+            ) from None
+        self.head = self.conn.execute(HEAD_POSITION).fetchone()[0]
         self._versions.clear()
 
     def commit(self) -> None:
@@ -65,10 +76,7 @@ class Writer:
     def version(self, stream: str) -> int:
         version = self._versions.get(stream)
         if version is None:
-            version = self.conn.execute(
-                "SELECT coalesce(max(version), 0) FROM events WHERE stream = ?", (stream,)
-            ).fetchone()[0]
-            self._versions[stream] = version
+            version = self._versions[stream] = self.conn.execute(STREAM_VERSION, (stream,)).fetchone()[0]
         return version
 
     def write(self, events: Sequence[tuple[str, NewEvent]]) -> Written:
@@ -78,6 +86,8 @@ class Writer:
             # the chunk being built are not in the table yet, so their versions live
             # only in this cache.
             self._versions.clear()
+        for where, event in events:
+            validate(event, where)
         rows = None if self._any_stored_or_repeated(events) else self._fast_rows(events)
         if rows is None:
             return self._careful(events)
@@ -114,7 +124,7 @@ class Writer:
                 if event.id is not None:
                     versions.update(touched)
                     return None  # perhaps a stored duplicate: the careful path judges it
-                raise WrongExpectedVersion(stream, event.expected_version, current)
+                raise WrongExpectedVersion(stream, event.expected_version, current, where)
             position += 1
             touched.setdefault(stream, current)
             rows.append(_row(where, event, position, current + 1, now))
@@ -130,13 +140,13 @@ class Writer:
                 stored = self._stored(event.id)
                 if stored is not None:
                     if not _same(stored, event):
-                        raise DuplicateEventId(event.id, stored.stream, stored.version)
+                        raise DuplicateEventId(event.id, stored.stream, stored.version, where)
                     written.outcomes.append(stored)
                     written.duplicates += 1
                     continue
             current = self.version(event.stream)
             if not version_matches(event.expected_version, current):
-                raise WrongExpectedVersion(event.stream, event.expected_version, current)
+                raise WrongExpectedVersion(event.stream, event.expected_version, current, where)
             row = _row(where, event, self.head + 1, current + 1, now)
             self.conn.execute(INSERT, row)
             self.head += 1
@@ -151,18 +161,17 @@ class Writer:
 
 
 def _row(where: str, event: NewEvent, position: int, version: int, now: str) -> Row:
-    validate(event, where)
     try:
-        data = orjson.dumps(event.data, default=codec.default, option=orjson.OPT_NON_STR_KEYS)
-        metadata = orjson.dumps(event.metadata, default=codec.default, option=orjson.OPT_NON_STR_KEYS)
+        data = codec.dumps(event.data)
+        metadata = codec.dumps(event.metadata)
     except TypeError as exc:  # e.g. an integer beyond 64 bits, or an object JSON cannot hold
         raise InvalidInput(f"{where}event data cannot be stored as JSON: {exc}") from None
     if len(data) + len(metadata) > MAX_EVENT_BYTES:
         raise InvalidInput(f"{where}event is larger than 16 MiB ({len(data) + len(metadata)} bytes)")
     return (
-        position,
         event.stream,
         version,
+        position,
         event.type,
         data.decode(),
         metadata.decode(),
@@ -171,26 +180,21 @@ def _row(where: str, event: NewEvent, position: int, version: int, now: str) -> 
     )
 
 
-SELECT_EVENT = "SELECT stream, version, position, type, data, metadata, id, recorded_at FROM events"
-
-
-def decode_row(row: Row) -> RecordedEvent:
-    """A RecordedEvent from an inserted row (column order of INSERT)."""
-    p, s, v, t, data, metadata, i, r = row
-    return RecordedEvent(s, v, p, t, codec.loads(data), codec.loads(metadata), i, r)
-
-
-def decode(row: tuple) -> RecordedEvent:
-    """A RecordedEvent from a row selected with SELECT_EVENT."""
+def decode(row: Row) -> RecordedEvent:
+    """A RecordedEvent from a row (selected with SELECT_EVENT, or built for INSERT)."""
     s, v, p, t, data, metadata, i, r = row
-    return RecordedEvent(s, v, p, t, codec.loads(data), codec.loads(metadata), i, r)
+    return RecordedEvent(s, v, p, t, orjson.loads(data), orjson.loads(metadata), i, r)
+
+
+def _canonical(value: object) -> bytes:
+    # Type-strict: true is not 1, and 1.0 is not 1; key order does not matter.
+    return orjson.dumps(value, default=codec.default, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
 
 
 def _same(stored: RecordedEvent, event: NewEvent) -> bool:
-    # Compare decoded JSON, so key order and number spelling do not matter.
     return (
         stored.stream == event.stream
         and stored.type == event.type
-        and stored.data == codec.loads(codec.dumps(event.data))
-        and stored.metadata == codec.loads(codec.dumps(event.metadata))
+        and _canonical(stored.data) == _canonical(orjson.loads(codec.dumps(event.data)))
+        and _canonical(stored.metadata) == _canonical(orjson.loads(codec.dumps(event.metadata)))
     )

@@ -109,7 +109,9 @@ def test_append_same_id_is_idempotent_and_different_content_conflicts(cli):
     assert again.stderr == f"esctl: event {ID1} is already stored: nothing written\n"
     clash = cli("append", "s-1", "Paid", '{"a": 2}', "--id", ID1)
     assert clash.exit_code == 3
-    assert f"event id {ID1} is already stored" in clash.stderr
+    assert f"event id {ID1} is already used by 's-1' version 1" in clash.stderr
+    # type-strict: true is not 1
+    assert cli("append", "s-1", "Paid", '{"a": true}', "--id", ID1).exit_code == 3
 
 
 @pytest.mark.parametrize(
@@ -118,12 +120,19 @@ def test_append_same_id_is_idempotent_and_different_content_conflicts(cli):
         (["s-1", "T", "{not json"], "DATA: invalid JSON"),
         (["s-1", "T", "[1, 2]"], "DATA must be a JSON object, got [1,2]"),
         (["s-1", "T", "{}", "-m", '"text"'], '--metadata must be a JSON object, got "text"'),
-        (["s-1", "T", "{}", "--id", "not-a-uuid"], "--id: \"id\" must be a UUID, got 'not-a-uuid'"),
+        (["s-1", "T", "{}", "--id", "not-a-uuid"], '--id: "id" must be a UUID, got "not-a-uuid"'),
         (["bad stream", "T"], '"stream" must be 1-255 characters with no whitespace'),
         (["$system", "T"], "stream names starting with '$' are reserved"),
         (["s-1", "bad\ttype"], '"type" must be 1-255 characters'),
         (["s-1", "T", "{}", "-e", "seven"], "--expected-version: expected version must be any, no-stream"),
         (["s-1", "T", "{}", "-e", "-1"], "expected version must be any, no-stream, exists or an integer"),
+        (["s-1", "T", "{}", "-e", "²"], "expected version must be any, no-stream, exists or an integer"),
+        (["s-1", "T", "{}", "--id", ""], '"id" must be a UUID, got ""'),
+        (
+            ["s-1", "T", '{"n": 18446744073709551616}'],
+            "cannot be stored as JSON: Integer exceeds 64-bit range",
+        ),
+        (["s\udcffx", "T"], '"stream" must be 1-255 characters'),
     ],
 )
 def test_append_bad_input_exits_2_and_writes_nothing(cli, db, args, message):
@@ -176,7 +185,7 @@ def test_import_prints_a_summary(cli):
         ('{"stream": "s-1", "type": "T", "id": 7}', 'line 3: "id" must be a UUID, got 7'),
         (
             '{"stream": "s-1", "type": "T", "version": "2"}',
-            "line 3: \"version\" must be a positive integer, got '2'",
+            'line 3: "version" must be a positive integer, got "2"',
         ),
         (
             '{"stream": "s-1", "type": "T", "expected_version": 1.5}',
@@ -187,7 +196,18 @@ def test_import_prints_a_summary(cli):
             '{"stream": "s-1", "type": "T", "recorded_at": "yesterday"}',
             'line 3: "recorded_at" must be a UTC timestamp',
         ),
-        ("[1, 2]", "line 3: expected a JSON object, got [1, 2]"),
+        ("[1, 2]", "line 3: expected a JSON object, got [1,2]"),
+        ('{"stream": ["s-1"], "type": "T"}', 'line 3: "stream" must be 1-255 characters'),
+        ('{"stream": "s-1", "type": "T", "position": "zz"}', 'line 3: "position" must be an integer'),
+        ('{"stream": "s-1", "type": "T", "expected_version": "²"}', 'line 3: "expected_version": expected'),
+        (
+            '{"stream": "s-1", "type": "T", "recorded_at": "２０２０-01-01T00:00:00.000000Z"}',
+            'line 3: "recorded_at"',
+        ),
+        (
+            '{"stream": "s-1", "type": "T", "data": {"n": -9223372036854775809}}',
+            "line 3: event data cannot be stored",
+        ),
     ],
 )
 def test_import_bad_line_names_it_exits_2_and_leaves_the_store_as_it_was(orders, db, line, message):
@@ -206,7 +226,7 @@ def test_import_conflict_exits_3_and_leaves_the_store_as_it_was(orders, db):
         "import", input='{"stream": "new-1", "type": "T"}\n{"stream": "order-1", "type": "T", "version": 7}\n'
     )
     assert result.exit_code == 3
-    assert "wrong expected version for stream 'order-1': expected 6, actual 2" in result.stderr
+    assert "line 2: wrong expected version for stream 'order-1': expected 6, actual 2" in result.stderr
     assert file_digest(db) == before
 
 
@@ -227,7 +247,9 @@ def test_import_batches_can_be_rerun_after_a_failure(cli, tmp_path):
     failed = cli("import", str(path), "--batch-size", "4")
     assert failed.exit_code == 2
     assert "line 7: invalid JSON" in failed.stderr
-    assert "4 lines before this batch were committed" in failed.stderr
+    assert (
+        "the batches up to line 4 were committed (4 events imported, 0 duplicates skipped)" in failed.stderr
+    )
     path.write_text("\n".join(lines) + "\n")
     rerun = cli("import", str(path), "--batch-size", "4")
     assert json.loads(rerun.stdout) == {
@@ -405,3 +427,66 @@ def test_python_dash_m_and_exit_codes_in_a_real_process(tmp_path: Path):
     assert proc.returncode == 3
     assert proc.stdout == ""
     assert proc.stderr.startswith("esctl: error: wrong expected version")
+
+
+def test_a_refused_write_to_a_missing_store_leaves_no_store_behind(cli, db):
+    assert cli("append", "s-1", "T", "-e", "3").exit_code == 3
+    assert not db.exists()
+    assert cli("import", input="{oops\n").exit_code == 2
+    assert not db.exists()
+    assert cli("read", "s-1").stderr == f"esctl: error: no event store at {db}\n"
+
+
+def test_init_reports_created_for_an_empty_file(cli, db):
+    db.write_bytes(b"")
+    assert json.loads(cli("init").stdout)["created"] is True
+    assert json.loads(cli("init").stdout)["created"] is False
+
+
+def test_a_byte_order_mark_is_ignored(cli, tmp_path):
+    path = tmp_path / "bom.ndjson"
+    path.write_bytes(b'\xef\xbb\xbf{"stream": "s-1", "type": "T"}\n')
+    assert json.loads(cli("import", str(path)).stdout)["imported"] == 1
+    (tmp_path / "d.json").write_bytes(b'\xef\xbb\xbf{"a": 1}')
+    assert json.loads(cli("append", "s-1", "T", f"@{tmp_path / 'd.json'}").stdout)["data"] == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["read", ""],
+        ["info", ""],
+        ["read", "order-1", "--from-version", "99999999999999999999"],
+        ["read", "--all", "--limit", "99999999999999999999"],
+    ],
+)
+def test_out_of_range_or_empty_arguments_are_usage_errors(orders, args):
+    result = orders(*args)
+    assert result.exit_code == 2, result.stderr
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+
+
+def test_an_empty_db_path_is_a_usage_error(cli):
+    from typer.testing import CliRunner
+
+    from esctl.cli.app import app
+
+    result = CliRunner().invoke(app, ["--db", "", "read", "--all"])
+    assert result.exit_code == 2
+    assert "must not be empty" in result.stderr
+
+
+def test_closed_pipe_ends_quietly_for_tables_too(tmp_path: Path):
+    db = tmp_path / "e.db"
+    lines = "".join(json.dumps({"stream": f"s-{i}", "type": "T"}) + "\n" for i in range(3000))
+    subprocess.run(_esctl("--db", str(db), "import"), input=lines.encode(), check=True, capture_output=True)
+    proc = subprocess.run(
+        f"{' '.join(_esctl('--db', str(db), '-o', 'table', 'read', '--all'))} | head -1; exit ${{PIPESTATUS[0]}}",
+        shell=True,
+        capture_output=True,
+        text=True,
+        executable="/bin/bash",
+    )
+    assert proc.stderr == ""
+    assert proc.returncode == 141
