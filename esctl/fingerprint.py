@@ -11,24 +11,12 @@ not force a rebuild."""
 
 from __future__ import annotations
 
-import functools
-import os
 import sys
 import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
-_ESCTL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@functools.cache
-def _library_dirs() -> tuple[str, ...]:
-    import sysconfig
-
-    paths = sysconfig.get_paths()
-    found = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")} | {sys.prefix, sys.base_prefix}
-    return tuple(os.path.abspath(p) for p in found)
-
+from esctl.usercode import is_user_file
 
 # Code does not change under a loaded class (a reload makes new objects), so one
 # computation per process is enough; reading and parsing the source costs ~2 ms.
@@ -108,11 +96,7 @@ def _is_user_code(obj: Any) -> bool:
     if not isinstance(obj, (type, types.FunctionType)):
         return False
     module = sys.modules.get(getattr(obj, "__module__", "") or "")
-    path = getattr(module, "__file__", None)
-    if not path:
-        return False
-    path = os.path.abspath(path)
-    return not path.startswith(_ESCTL_DIR + os.sep) and not path.startswith(_library_dirs())
+    return is_user_file(getattr(module, "__file__", None))
 
 
 def _source(obj: Any) -> bytes:

@@ -14,12 +14,12 @@ import importlib.util
 import os
 import sys
 import tomllib
-import traceback
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any, TypeVar
 
 from esctl.errors import InvalidInput
+from esctl.usercode import where
 
 T = TypeVar("T")
 
@@ -71,11 +71,11 @@ def load_model(spec: str) -> ModuleType:
             f"model {spec}: {exc.filename}, line {exc.lineno}: SyntaxError: {exc.msg}"
         ) from None
     except ModuleNotFoundError as exc:
-        if exc.name and spec.startswith(exc.name):
+        if exc.name == spec or (exc.name and spec.startswith(exc.name + ".")):
             raise InvalidInput(f"model {spec!r} not found (a module name, or a path to a .py file)") from None
-        raise InvalidInput(f"model {spec}: {_where(exc)}ModuleNotFoundError: {exc}") from None
+        raise InvalidInput(f"model {spec}: {where(exc)}ModuleNotFoundError: {exc}") from None
     except Exception as exc:
-        raise InvalidInput(f"model {spec}: {_where(exc)}{type(exc).__name__}: {exc}") from None
+        raise InvalidInput(f"model {spec}: {where(exc)}{type(exc).__name__}: {exc}") from None
     _loaded[spec] = module
     return module
 
@@ -114,14 +114,3 @@ def _import_file(path: str) -> ModuleType:
         del sys.modules[name]
         raise
     return module
-
-
-def _where(exc: BaseException) -> str:
-    """'file, line N: ' for the innermost frame of the traceback outside esctl and importlib."""
-    here = os.path.dirname(__file__)
-    frames = [
-        f
-        for f in traceback.extract_tb(exc.__traceback__)
-        if not f.filename.startswith(here) and "importlib" not in f.filename
-    ]
-    return f"{frames[-1].filename}, line {frames[-1].lineno}: " if frames else ""
