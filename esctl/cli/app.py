@@ -96,7 +96,9 @@ def main_options(
     ctx: typer.Context,
     db: Annotated[
         Optional[str],
-        typer.Option("--db", envvar="ESCTL_DB", help="Event store file.  [default: ./events.db]"),
+        typer.Option(
+            "--db", envvar="ESCTL_DB", metavar="PATH", help="Event store file.  [default: ./events.db]"
+        ),
     ] = None,
     output_format: Annotated[
         OutputFormat,
@@ -105,13 +107,17 @@ def main_options(
     model: Annotated[
         Optional[str],
         typer.Option(
-            "--model", envvar="ESCTL_MODEL", help="Model module or file (aggregates, projections, upcasters)."
+            "--model",
+            envvar="ESCTL_MODEL",
+            metavar="PATH_OR_MODULE",
+            help="Model module or file (aggregates, projections, upcasters).",
         ),
     ] = None,
     read_db: Annotated[
         Optional[str],
         typer.Option(
             "--read-db",
+            metavar="PATH",
             envvar="ESCTL_READ_DB",
             help="Separate file for read-model tables.  [default: the store]",
         ),
