@@ -128,7 +128,9 @@ EVENT_STYLES = {"position": "dim", "stream": "cyan", "type": "bold magenta", "re
 
 
 def events(rows: Iterable[Any], title: str | None = None) -> None:
-    table(rows, EVENT_COLUMNS, title=title, styles=EVENT_STYLES, empty="no events")
+    # On a narrow terminal the timestamp gives way, so that some data still shows.
+    columns = EVENT_COLUMNS if console().width >= 110 else [c for c in EVENT_COLUMNS if c != "recorded_at"]
+    table(rows, columns, title=title, styles=EVENT_STYLES, empty="no events")
 
 
 def event(ev: Any, title: str = "event") -> None:
