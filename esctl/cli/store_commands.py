@@ -113,18 +113,25 @@ def import_(
             source = open(file, "rb")  # noqa: SIM115 - closed below
         except OSError as exc:
             raise InvalidInput(f"cannot read {file}: {exc.strerror}") from None
-        total = os.fstat(source.fileno()).st_size
+        total = os.fstat(source.fileno()).st_size  # 0 for a pipe or a device
     try:
         with open_store(ctx, create=True) as store:
-            if output.stderr_is_terminal() and total:
+            if not output.stderr_is_terminal():
+                summary = store.import_events(read_envelopes(source), batch_size=batch_size)
+            elif total:  # a file: progress by bytes read, with an ETA
                 from esctl.cli import render
 
                 with render.progress(total, "importing", unit="bytes") as advance:
                     summary = store.import_events(
                         read_envelopes(iter_lines(source, advance)), batch_size=batch_size
                     )
-            else:
-                summary = store.import_events(read_envelopes(source), batch_size=batch_size)
+            else:  # a pipe: no size to go by, so count events
+                from esctl.cli import render
+
+                with render.progress(None, "importing") as advance:
+                    summary = store.import_events(
+                        read_envelopes(source), batch_size=batch_size, progress=advance
+                    )
     finally:
         if source is not sys.stdin.buffer:
             source.close()
