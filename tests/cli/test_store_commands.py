@@ -5,6 +5,7 @@ stdout and stderr are asserted separately: data on stdout, diagnostics on stderr
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -490,3 +491,26 @@ def test_closed_pipe_ends_quietly_for_tables_too(tmp_path: Path):
     )
     assert proc.stderr == ""
     assert proc.returncode == 141
+
+
+def test_import_on_a_terminal_shows_progress_and_a_panel(tmp_path: Path):
+    import pexpect
+
+    source = tmp_path / "in.ndjson"
+    source.write_text(
+        "".join(
+            json.dumps({"stream": f"s-{i % 50}", "type": "T", "data": {"i": i}}) + "\n" for i in range(60000)
+        )
+    )
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "esctl", "--db", str(tmp_path / "e.db"), "import", str(source)],
+        env={**os.environ, "COLUMNS": "100", "LINES": "30", "TERM": "xterm"},
+        encoding="utf-8",
+        timeout=60,
+    )
+    child.expect("importing")  # the progress bar, drawn on the terminal's stderr
+    child.expect("60000")  # then the summary panel
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
