@@ -56,18 +56,13 @@ def _chosen(ctx: typer.Context, names: list[str] | None, all_: bool) -> list[Pro
     return pick(projections, names)
 
 
-def _status_doc(conn: Any, projection: Projection, head: int) -> dict[str, Any]:
-    from esctl.projections.status import status
-
-    return status(conn, projection, head)
-
-
-def _read_conn(ctx: typer.Context, store: Any) -> Any:
-    """The read-model database, or None when it does not exist yet."""
+def _read_conn(ctx: typer.Context, store: Any, *, create: bool = False) -> Any:
+    """The read-model database (created when `create`), or None when it does not
+    exist yet."""
     from esctl.projections.catalog import open_read_models
 
     try:
-        return open_read_models(store.path, settings(ctx).read_db, create=False)
+        return open_read_models(store.path, settings(ctx).read_db, create=create)
     except NotFound:
         return None
 
@@ -78,6 +73,8 @@ def _read_conn(ctx: typer.Context, store: Any) -> Any:
 @project_app.command("list")
 def list_(ctx: typer.Context, output_format: OutputOption = None) -> None:
     """Every projection: checkpoint, head, lag and status (live, behind, stale, failed)."""
+    from esctl.projections.status import status
+
     projections = _projections(ctx)
     if not projections:
         output.note("the model defines no projections")
@@ -85,7 +82,7 @@ def list_(ctx: typer.Context, output_format: OutputOption = None) -> None:
         head = store.head_position()
         conn = _read_conn(ctx, store)
         try:
-            docs = [_status_doc(conn, p, head) for p in projections]
+            docs = [status(conn, p, head) for p in projections]
         finally:
             if conn is not None:
                 conn.close()
@@ -114,20 +111,24 @@ def run(
     ] = False,
     output_format: OutputOption = None,
 ) -> None:
-    """Catch projections up from their checkpoints."""
+    """Catch projections up from their checkpoints.
+
+    Exit 2 when a handler fails (the model has to change: the error names the event
+    and the handler's line; the other projections still run), 1 when a table it built
+    is missing (rebuild it)."""
     from esctl.projections import ProjectionFailed
-    from esctl.projections.catalog import open_read_models
-    from esctl.projections.runner import catch_up
+    from esctl.projections.runner import ProjectionNeedsRebuild
+    from esctl.projections.status import status
 
     chosen = _chosen(ctx, names, all_)
     out = output_for(ctx, output_format)
     docs: list[dict[str, Any]] = []
-    failed: list[ProjectionFailed] = []
+    failed: list[ProjectionFailed | ProjectionNeedsRebuild] = []
     with open_store(ctx) as store:
-        conn = open_read_models(store.path, settings(ctx).read_db, create=True)
+        conn = _read_conn(ctx, store, create=True)
         try:
             for projection in chosen:
-                before = _status_doc(conn, projection, store.head_position())
+                before = status(conn, projection, store.head_position())
                 if before["status"] == "stale":
                     output.warn(
                         f"projection {projection.name!r} is stale (its code changed since it was built):"
@@ -135,11 +136,11 @@ def run(
                         " rebuilds it all"
                     )
                 try:
-                    result = _catch_up_with_progress(store, conn, projection, before["lag"], catch_up)
-                except ProjectionFailed as exc:
+                    result = _catch_up_with_progress(store, conn, projection, before["lag"])
+                except (ProjectionFailed, ProjectionNeedsRebuild) as exc:
                     output.error(str(exc))
                     failed.append(exc)
-                    docs.append(_status_doc(conn, projection, store.head_position()))
+                    docs.append(status(conn, projection, store.head_position()))
                     continue
                 if result.adopted_code:
                     output.note(
@@ -148,7 +149,7 @@ def run(
                     )
                 docs.append(
                     {
-                        **_status_doc(conn, projection, store.head_position()),
+                        **status(conn, projection, store.head_position()),
                         "applied": result.applied,
                         "seconds": round(result.seconds, 3),
                     }
@@ -167,10 +168,12 @@ def run(
         finally:
             conn.close()
     if failed:
-        raise typer.Exit(1)
+        raise typer.Exit(failed[0].exit_code)
 
 
-def _catch_up_with_progress(store: Any, conn: Any, projection: Projection, lag: int, catch_up: Any) -> Any:
+def _catch_up_with_progress(store: Any, conn: Any, projection: Projection, lag: int) -> Any:
+    from esctl.projections.runner import catch_up
+
     if output.stderr_is_terminal() and lag > 50_000:
         from esctl.cli import render
 
@@ -221,14 +224,17 @@ def rebuild(
     name: Annotated[str, typer.Argument(help="The projection to rebuild from position 1.")],
     output_format: OutputOption = None,
 ) -> None:
-    """Rebuild a projection into shadow tables and swap them in when complete."""
-    from esctl.projections.catalog import open_read_models
+    """Rebuild a projection into shadow tables and swap them in when complete.
+
+    Exit 2 when a handler fails (nothing changes), 3 when another process is
+    rebuilding it already."""
     from esctl.projections.definition import pick
     from esctl.projections.rebuild import rebuild as rebuild_projection
+    from esctl.projections.status import status
 
     (projection,) = pick(_projections(ctx), [name])
     with open_store(ctx) as store:
-        conn = open_read_models(store.path, settings(ctx).read_db, create=True)
+        conn = _read_conn(ctx, store, create=True)
         try:
             head = store.head_position()
             if output.stderr_is_terminal() and head:
@@ -239,10 +245,10 @@ def rebuild(
             else:
                 result = rebuild_projection(store, conn, projection)
             doc = {
-                **_status_doc(conn, projection, store.head_position()),
+                **status(conn, projection, store.head_position()),
                 "applied": result.applied,
                 "seconds": round(result.seconds, 3),
-                "events_per_second": round(result.checkpoint / result.seconds) if result.seconds else None,
+                "events_per_second": round(result.applied / result.seconds) if result.seconds else None,
             }
         finally:
             conn.close()
@@ -264,7 +270,9 @@ def verify(
     name: Annotated[str, typer.Argument(help="The projection to compare with a fresh rebuild.")],
     output_format: OutputOption = None,
 ) -> None:
-    """Rebuild into scratch databases (twice) and compare with the live tables; exit 5 on differences."""
+    """Rebuild into scratch databases (twice) and compare with the live tables.
+
+    Exit 5 on differences, 2 when a handler fails while rebuilding."""
     from esctl.projections.definition import pick
     from esctl.projections.verify import verify as verify_projection
 
@@ -301,13 +309,14 @@ def reset(
     name: Annotated[str, typer.Argument(help="The projection whose tables and checkpoint to drop.")],
     output_format: OutputOption = None,
 ) -> None:
-    """Drop a projection's tables and checkpoint (the next run starts from position 1)."""
-    from esctl.projections.catalog import open_read_models
+    """Drop a projection's tables and checkpoint (the next run starts from position 1).
+
+    Exit 3 while another process is rebuilding it."""
     from esctl.projections.reset import reset as reset_projection
 
     defined = {p.name for p in _projections(ctx, required=False)}
     with open_store(ctx) as store:
-        conn = open_read_models(store.path, settings(ctx).read_db, create=False) if _exists(ctx) else None
+        conn = _read_conn(ctx, store)
         try:
             dropped = reset_projection(conn, name) if conn is not None else None
         finally:
@@ -326,13 +335,6 @@ def reset(
         render.mapping(d, f"reset {name}")
 
     output_for(ctx, output_format).document(doc, show)
-
-
-def _exists(ctx: typer.Context) -> bool:
-    import os
-
-    path = _read_path(ctx)
-    return os.path.exists(path) and os.path.getsize(path) > 0
 
 
 # --- query -------------------------------------------------------------------------

@@ -4,7 +4,6 @@ transaction; a failure names the exact event and leaves the caller to roll back.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,8 +15,7 @@ from esctl.events import RecordedEvent
 from esctl.projections.catalog import Guard
 from esctl.projections.definition import Projection
 from esctl.projections.tables import Tables
-
-Upcast = Callable[[RecordedEvent], RecordedEvent]
+from esctl.usercode import where
 
 
 def _envelope_factory() -> Callable[..., RecordedEvent]:
@@ -42,7 +40,6 @@ def _envelope_factory() -> Callable[..., RecordedEvent]:
 
 
 envelope = _envelope_factory()
-_ESCTL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @dataclass(frozen=True)
@@ -64,10 +61,6 @@ class Failure:
             "message": self.message,
         }
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Failure:
-        return cls(d["position"], d["stream"], d["version"], d["type"], d["message"])
-
     def describe(self) -> str:
         return (
             f"position {self.position} (stream {self.stream!r}, version {self.version},"
@@ -76,9 +69,10 @@ class Failure:
 
 
 class ProjectionFailed(EsctlError):
-    """A handler raised: nothing of its batch was written and the checkpoint did not move."""
+    """A handler raised: nothing of its batch was written and the checkpoint did not move.
+    Exit 2, as for an aggregate's handler: the model has to change, not the store."""
 
-    exit_code = 1
+    exit_code = 2
 
     def __init__(self, name: str, failure: Failure, doing: str = "failed") -> None:
         self.name, self.failure = name, failure
@@ -93,22 +87,18 @@ class HandlerFailed(Exception):
 
 class Applier:
     """Applies raw event rows (SELECT_EVENT column order) to one projection's tables on
-    one connection. `physical` maps each declared table to its current name."""
+    one connection. `physical` maps each declared table to its current name (a
+    shadow table during a rebuild, which a temporary view shows under the declared
+    name: handlers may use either)."""
 
-    def __init__(
-        self,
-        projection: Projection,
-        conn: sqlite3.Connection,
-        physical: Mapping[str, str],
-        upcast: Upcast | None = None,
-    ) -> None:
+    def __init__(self, projection: Projection, conn: sqlite3.Connection, physical: Mapping[str, str]) -> None:
         self.projection = projection
         self.conn = conn
         self.handlers = projection.handlers
-        self.tables = Tables(conn, projection.tables, physical)
         self.guard = Guard(conn)
-        self.physical = list(physical.values())
-        self.upcast = upcast if upcast is not None else projection.upcast
+        self.tables = Tables(conn, projection.tables, physical, self.guard)
+        self.allowed = [*physical, *physical.values()]
+        self.upcast = projection.upcast
 
     def close(self) -> None:
         self.guard.close()
@@ -137,7 +127,7 @@ class Applier:
         tables.immediate = immediate
         applied = 0
         event: RecordedEvent | None = None
-        self.guard.arm(self.physical)
+        self.guard.arm(self.allowed)
         try:
             for s, v, p, t, data, metadata, i, r in rows:
                 event = make(s, v, p, t, loads(data), loads(metadata), i, r)
@@ -166,22 +156,4 @@ class Applier:
                 f"refused {self.guard.refused}: projection {self.projection.name!r} may only touch"
                 f" its own tables ({', '.join(self.projection.tables)})"
             )
-        where = _user_frame(exc)
-        if where:
-            message += f" ({where})"
-        return Failure(event.position, event.stream, event.version, event.type, message)
-
-
-def _user_frame(exc: BaseException) -> str:
-    """'file, line N, in handler' for the innermost frame outside esctl."""
-    import traceback
-
-    frames = [
-        f
-        for f in traceback.extract_tb(exc.__traceback__)
-        if not os.path.abspath(f.filename).startswith(_ESCTL_DIR)
-    ]
-    if not frames:
-        return ""
-    frame = frames[-1]
-    return f"{os.path.basename(frame.filename)}, line {frame.lineno}, in {frame.name}"
+        return Failure(event.position, event.stream, event.version, event.type, where(exc) + message)

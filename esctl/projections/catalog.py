@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from esctl import codec
-from esctl.errors import InvalidInput, NotFound, StoreError
+from esctl.errors import ConcurrencyError, InvalidInput, NotFound, StoreError
 from esctl.events import utc_now
+from esctl.projections import authorizer
 from esctl.projections.definition import Projection, Table, quote
 
 CATALOG = "esctl_projections"
@@ -48,7 +51,6 @@ class Record:
     failure: dict[str, Any] | None = None
     built_at: str = ""
     updated_at: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def open_read_models(store_path: str, read_db: str | None, *, create: bool) -> sqlite3.Connection:
@@ -69,17 +71,98 @@ def open_read_models(store_path: str, read_db: str | None, *, create: bool) -> s
     return conn
 
 
+# Who is rebuilding which projection: a rebuild claims its row in the transaction
+# that creates its shadow tables and gives it back in the one that swaps them in (or
+# drops them), so two rebuilds, or a rebuild and a reset, never destroy each other.
+REBUILDS = "esctl_rebuilds"
+_REBUILDS_DDL = f"""
+CREATE TABLE IF NOT EXISTS {REBUILDS} (
+    name       TEXT PRIMARY KEY,
+    pid        INTEGER NOT NULL,
+    host       TEXT    NOT NULL,
+    process    TEXT    NOT NULL,   -- the process's start time where known: pids are reused
+    started_at TEXT    NOT NULL
+)
+"""
+
+
+def claim_rebuild(conn: sqlite3.Connection, name: str) -> None:
+    """Mark the projection as rebuilt by this process, in the caller's write
+    transaction; ConcurrencyError when a live process is rebuilding it already."""
+    import socket
+
+    holder = rebuilder(conn, name)
+    if holder is not None:
+        raise ConcurrencyError(f"projection {name!r} is being rebuilt by {holder}: wait for it to finish")
+    conn.execute(_REBUILDS_DDL)
+    conn.execute(
+        f"INSERT OR REPLACE INTO {REBUILDS} (name, pid, host, process, started_at) VALUES (?, ?, ?, ?, ?)",
+        (name, os.getpid(), socket.gethostname(), _process_start(os.getpid()), utc_now()),
+    )
+
+
+def release_rebuild(conn: sqlite3.Connection, name: str) -> None:
+    """Give the claim back (in the caller's transaction)."""
+    if _table_exists(conn, REBUILDS):
+        conn.execute(f"DELETE FROM {REBUILDS} WHERE name = ? AND pid = ?", (name, os.getpid()))
+
+
+def rebuilder(conn: sqlite3.Connection, name: str) -> str | None:
+    """'process PID on HOST since TIME' when a live process is rebuilding the
+    projection, else None (the claim of a process that died does not count)."""
+    if not _table_exists(conn, REBUILDS):
+        return None
+    row = conn.execute(
+        f"SELECT pid, host, process, started_at FROM {REBUILDS} WHERE name = ?", (name,)
+    ).fetchone()
+    if row is None or not _running(*row[:3]):
+        return None
+    return f"process {row[0]} on {row[1]} since {row[3]}"
+
+
+def _running(pid: int, host: str, process: str) -> bool:
+    import socket
+
+    if host != socket.gethostname():
+        return True  # another machine's process: nothing here can tell, so assume it runs
+    if pid == os.getpid():
+        return True  # this process (another connection or thread)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, run by someone else
+    return not process or _process_start(pid) in ("", process)
+
+
+def _process_start(pid: int) -> str:
+    """The process's start time in clock ticks since boot (Linux), or '' elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return ""
+    # The command name (field 2) may hold spaces and parentheses: count after its end.
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    return fields[19].decode() if len(fields) > 19 else ""
+
+
+def _table_exists(conn: sqlite3.Connection, name: str) -> bool:
+    return bool(
+        conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        ).fetchone()[0]
+    )
+
+
 def ensure_catalog(conn: sqlite3.Connection) -> None:
     if not catalog_exists(conn):
         conn.execute(_CATALOG_DDL)
 
 
 def catalog_exists(conn: sqlite3.Connection) -> bool:
-    return bool(
-        conn.execute(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", (CATALOG,)
-        ).fetchone()[0]
-    )
+    return _table_exists(conn, CATALOG)
 
 
 def records(conn: sqlite3.Connection) -> dict[str, Record]:
@@ -190,7 +273,8 @@ def create_table(conn: sqlite3.Connection, table: Table, physical: str, generati
 
 
 def drop_table(conn: sqlite3.Connection, name: str) -> None:
-    conn.execute(f"DROP TABLE IF EXISTS {quote(name)}")
+    # main.: a rebuild's temporary views of the same name must not be in the way.
+    conn.execute(f"DROP TABLE IF EXISTS main.{quote(name)}")
 
 
 def shadow_name(table: str) -> str:
@@ -201,11 +285,8 @@ class Guard:
     """An SQLite authorizer that, while armed, lets statements touch only the tables
     given (plus the schema tables SQLite and sqlite-utils read). Handlers run armed:
     a projection cannot read or write the events table, esctl's tables or another
-    projection's tables, nor commit or roll back the transaction it runs in."""
-
-    _READ_PRAGMAS = frozenset(
-        {"table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "foreign_key_list"}
-    )
+    projection's tables, nor commit or roll back the transaction it runs in. Savepoints
+    of its own (sqlite-utils opens them) nest inside the batch's and are allowed."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -213,12 +294,21 @@ class Guard:
         self.refused: str | None = None
         conn.set_authorizer(self._authorize)
 
-    def arm(self, tables: list[str]) -> None:
+    def arm(self, tables: Iterable[str]) -> None:
         self.allowed = frozenset(t.lower() for t in tables)
         self.refused = None
 
     def disarm(self) -> None:
         self.allowed = None
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Unguarded for esctl's own statements in the middle of a handler's."""
+        allowed, self.allowed = self.allowed, None
+        try:
+            yield
+        finally:
+            self.allowed = allowed
 
     def close(self) -> None:
         self.conn.set_authorizer(None)
@@ -227,61 +317,23 @@ class Guard:
         allowed = self.allowed
         if allowed is None:
             return sqlite3.SQLITE_OK
-        if action in _TABLE_ARG1:
-            name = arg1
-        elif action in _TABLE_ARG2:
-            name = arg2
-        elif action in _ALWAYS:
+        if action in authorizer.READING:
+            if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in authorizer.FORBIDDEN_FUNCTIONS:
+                return self._refuse(authorizer.describe(action, arg1, arg2))
             return sqlite3.SQLITE_OK
-        elif action == sqlite3.SQLITE_PRAGMA:
-            if arg2 is None or (arg1 or "").lower() in self._READ_PRAGMAS:
+        table = authorizer.table_of(action, arg1, arg2)
+        if table is not None:
+            lowered = table.lower()
+            if lowered in allowed or (action == sqlite3.SQLITE_READ and lowered.startswith("sqlite_")):
                 return sqlite3.SQLITE_OK
-            return self._refuse(f"PRAGMA {arg1} = {arg2}")
-        else:
-            return self._refuse(_ACTION_NAMES.get(action, f"action {action}"))
-        lowered = (name or "").lower()
-        if lowered in allowed or (action == sqlite3.SQLITE_READ and lowered.startswith("sqlite_")):
+        elif action == sqlite3.SQLITE_PRAGMA:
+            if arg2 is None or (arg1 or "").lower() in authorizer.SHAPE_PRAGMAS:
+                return sqlite3.SQLITE_OK
+        elif action == sqlite3.SQLITE_SAVEPOINT and not (arg2 or "").lower().startswith("esctl_"):
             return sqlite3.SQLITE_OK
-        return self._refuse(f"{_ACTION_NAMES.get(action, 'access')} {name}")
+        return self._refuse(authorizer.describe(action, arg1, arg2))
 
     def _refuse(self, what: str) -> int:
         if self.refused is None:
             self.refused = what
         return sqlite3.SQLITE_DENY
-
-
-_TABLE_ARG1 = {
-    sqlite3.SQLITE_READ,
-    sqlite3.SQLITE_INSERT,
-    sqlite3.SQLITE_UPDATE,
-    sqlite3.SQLITE_DELETE,
-    sqlite3.SQLITE_CREATE_TABLE,
-    sqlite3.SQLITE_DROP_TABLE,
-}
-_TABLE_ARG2 = {
-    sqlite3.SQLITE_CREATE_INDEX,
-    sqlite3.SQLITE_DROP_INDEX,
-    sqlite3.SQLITE_ALTER_TABLE,
-    sqlite3.SQLITE_CREATE_TRIGGER,
-    sqlite3.SQLITE_DROP_TRIGGER,
-}
-_ALWAYS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
-_ACTION_NAMES = {
-    sqlite3.SQLITE_READ: "reading",
-    sqlite3.SQLITE_INSERT: "INSERT into",
-    sqlite3.SQLITE_UPDATE: "UPDATE of",
-    sqlite3.SQLITE_DELETE: "DELETE from",
-    sqlite3.SQLITE_CREATE_TABLE: "CREATE TABLE",
-    sqlite3.SQLITE_DROP_TABLE: "DROP TABLE",
-    sqlite3.SQLITE_CREATE_INDEX: "CREATE INDEX on",
-    sqlite3.SQLITE_DROP_INDEX: "DROP INDEX on",
-    sqlite3.SQLITE_ALTER_TABLE: "ALTER TABLE",
-    sqlite3.SQLITE_CREATE_TRIGGER: "CREATE TRIGGER on",
-    sqlite3.SQLITE_DROP_TRIGGER: "DROP TRIGGER on",
-    sqlite3.SQLITE_TRANSACTION: "a transaction statement (COMMIT/ROLLBACK)",
-    sqlite3.SQLITE_SAVEPOINT: "a SAVEPOINT",
-    sqlite3.SQLITE_ATTACH: "ATTACH",
-    sqlite3.SQLITE_DETACH: "DETACH",
-    sqlite3.SQLITE_CREATE_VIEW: "CREATE VIEW",
-    sqlite3.SQLITE_DROP_VIEW: "DROP VIEW",
-}

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from esctl.errors import InvalidInput, NotFound
+from esctl.projections import authorizer
 
-_ALLOWED = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
 _NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")
 
 
@@ -50,6 +50,8 @@ def _value(text: str) -> Any:
 
 
 def run_query(path: str, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
+    if _NOTHING.fullmatch(sql):
+        raise InvalidInput("query: no SQL statement given")
     if not os.path.exists(path) or os.path.getsize(path) == 0:
         raise NotFound(f"no read-model database at {path}")
     conn = sqlite3.connect(pathlib.Path(path).absolute().as_uri() + "?mode=ro", uri=True)
@@ -64,14 +66,49 @@ def run_query(path: str, sql: str, params: Mapping[str, Any] | None = None) -> Q
     except sqlite3.Error as exc:
         conn.close()
         if refused or "readonly" in str(exc) or "read-only" in str(exc):
-            what = refused[0] if refused else "a write"
-            raise InvalidInput(f"query is read-only: {what} refused") from None
+            raise InvalidInput(f"query is read-only: {_refusal(sql, refused)} refused") from None
         raise InvalidInput(f"query: {exc}") from None
     if cursor.description is None:  # a statement that returns nothing (and wrote nothing)
         conn.close()
         return QueryResult([], iter(()))
     columns = _unique([d[0] for d in cursor.description])
     return QueryResult(columns, _rows(conn, cursor, columns))
+
+
+_SCHEMA_CHANGE = "a schema change"
+
+
+def _refusal(sql: str, refused: list[str]) -> str:
+    """What was refused, in the user's terms."""
+    words = leading_words(sql, 4)
+    if words[:1] == ["VACUUM"]:  # the authorizer sees VACUUM (INTO) as an ATTACH
+        return "VACUUM INTO" if "INTO" in words else "VACUUM"
+    if refused[:1] == [_SCHEMA_CHANGE] and words[0] in ("CREATE", "DROP", "ALTER"):
+        # SQLite asks about the write to sqlite_master first: name the statement.
+        kinds = ("TABLE", "INDEX", "VIEW", "TRIGGER")
+        end = next((i for i, w in enumerate(words) if w in kinds), 0)
+        return f"{' '.join(words[: end + 1])} ({_SCHEMA_CHANGE})"
+    return refused[0] if refused else "a write"
+
+
+_COMMENT_OR_SPACE = re.compile(r"(\s|--[^\n]*(\n|$)|/\*.*?(\*/|$))*", re.S)
+_WORD = re.compile(r"[A-Za-z_]+")
+_NOTHING = re.compile(r"(\s|;|--[^\n]*(\n|$)|/\*.*?(\*/|$))*", re.S)
+
+
+def leading_words(sql: str, count: int = 3) -> list[str]:
+    """The first keywords of a statement, upper-cased, past whitespace and comments
+    (empty for SQL that holds no statement)."""
+    words: list[str] = []
+    at = 0
+    while len(words) < count:
+        at = _COMMENT_OR_SPACE.match(sql, at).end()  # type: ignore[union-attr]
+        word = _WORD.match(sql, at)
+        if word is None:
+            break
+        words.append(word.group().upper())
+        at = word.end()
+    return words
 
 
 def _rows(conn: sqlite3.Connection, cursor: sqlite3.Cursor, columns: list[str]) -> Iterator[dict[str, Any]]:
@@ -104,45 +141,23 @@ def _unique(names: list[str]) -> list[str]:
     return out
 
 
-_ACTION_WORDS = {
-    sqlite3.SQLITE_INSERT: "INSERT",
-    sqlite3.SQLITE_UPDATE: "UPDATE",
-    sqlite3.SQLITE_DELETE: "DELETE",
-    sqlite3.SQLITE_DROP_TABLE: "DROP TABLE",
-    sqlite3.SQLITE_CREATE_TABLE: "CREATE TABLE",
-    sqlite3.SQLITE_ALTER_TABLE: "ALTER TABLE",
-    sqlite3.SQLITE_ATTACH: "ATTACH",
-    sqlite3.SQLITE_TRANSACTION: "a transaction statement",
-    sqlite3.SQLITE_PRAGMA: "PRAGMA",
-}
-
-
-_ON_TABLE = {
-    sqlite3.SQLITE_INSERT,
-    sqlite3.SQLITE_UPDATE,
-    sqlite3.SQLITE_DELETE,
-    sqlite3.SQLITE_DROP_TABLE,
-    sqlite3.SQLITE_CREATE_TABLE,
-}
-
-
 def _authorizer(refused: list[str]):  # type: ignore[no-untyped-def]
     def authorize(action: int, arg1: str | None, arg2: str | None, _db: str | None, _src: Any) -> int:
-        if action in _ALLOWED:
-            return sqlite3.SQLITE_OK
-        if action == sqlite3.SQLITE_PRAGMA and arg2 is None:
-            return sqlite3.SQLITE_OK  # reading a pragma; setting one is refused
-        if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in (
-            "table_info",
-            "table_xinfo",
-            "index_list",
+        if action in authorizer.READING or action == sqlite3.SQLITE_READ:
+            if (
+                action != sqlite3.SQLITE_FUNCTION
+                or (arg2 or "").lower() not in authorizer.FORBIDDEN_FUNCTIONS
+            ):
+                return sqlite3.SQLITE_OK
+        elif action == sqlite3.SQLITE_PRAGMA and (
+            arg2 is None or (arg1 or "").lower() in authorizer.SHAPE_PRAGMAS
         ):
-            return sqlite3.SQLITE_OK
-        if (arg1 or "").lower().startswith("sqlite_"):
-            refused.append("a schema change")  # CREATE and DROP write to sqlite_master
-            return sqlite3.SQLITE_DENY
-        word = _ACTION_WORDS.get(action, f"operation {action}")
-        refused.append(f"{word} on {arg1}" if arg1 and action in _ON_TABLE else word)
+            return sqlite3.SQLITE_OK  # reading a pragma; setting one is refused
+        table = authorizer.table_of(action, arg1, arg2)
+        if table is not None and table.lower().startswith("sqlite_"):
+            refused.append(_SCHEMA_CHANGE)  # CREATE and DROP write to sqlite_master
+        else:
+            refused.append(authorizer.describe(action, arg1, arg2))
         return sqlite3.SQLITE_DENY
 
     return authorize

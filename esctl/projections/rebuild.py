@@ -5,6 +5,11 @@ Readers keep seeing the old tables until the swap commits: the shadow tables
 transaction applies the last events up to the head, drops the old tables, renames
 the shadows and moves the checkpoint. A failure drops the shadows and leaves the old
 tables, checkpoint and status exactly as they were.
+
+Handlers see no difference from `run`: on the rebuilding connection a temporary view
+under each table's own name shows its shadow (SQLite looks names up in `temp` before
+`main`), so a handler's own SQL naming its tables reads the rows being rebuilt.
+Only one rebuild of a projection runs at a time (catalog.claim_rebuild).
 """
 
 from __future__ import annotations
@@ -12,11 +17,13 @@ from __future__ import annotations
 import sqlite3
 import time
 
+from esctl.errors import StoreError
 from esctl.projections import catalog
-from esctl.projections.apply import Applier, HandlerFailed, ProjectionFailed, Upcast
+from esctl.projections.apply import Applier, HandlerFailed, ProjectionFailed
 from esctl.projections.definition import Projection, quote
 from esctl.projections.runner import Progress, RunResult, read_batch
 from esctl.store import EventStore
+from esctl.transaction import immediate
 
 BATCH = 10_000  # events per shadow-table transaction
 
@@ -26,53 +33,52 @@ def rebuild(
     conn: sqlite3.Connection,
     projection: Projection,
     *,
-    upcast: Upcast | None = None,
-    filter_types: bool = True,
     batch_size: int = BATCH,
     progress: Progress | None = None,
 ) -> RunResult:
     started = time.perf_counter()
     shadows = {name: catalog.shadow_name(name) for name in projection.tables}
-    generation = _create_shadows(conn, projection, shadows)
-    applier = Applier(projection, conn, shadows, upcast)
-    checkpoint, applied = 0, 0
-    previous = catalog.record(conn, projection.name)
+    previous, generation = _start(conn, projection, shadows)
     result = RunResult(projection.name, previous.checkpoint if previous else 0, 0, 0, 0)
+    checkpoint, applied = 0, 0
+    applier = Applier(projection, conn, shadows)
     try:
+        _show_shadows(conn, shadows)
         # Bulk of the work: batches into the shadow tables, each its own transaction.
         while True:
             head = store.head_position()
-            rows, reached = read_batch(
-                store, projection, checkpoint, head, batch_size, filter_types=filter_types
-            )
+            rows, reached = read_batch(store, projection, checkpoint, head, batch_size)
             if reached >= head:
                 break  # the rest goes into the final transaction
-            conn.execute("BEGIN IMMEDIATE")
-            applied += applier.apply(rows)
-            conn.execute("COMMIT")
+            with immediate(conn):
+                applied += applier.apply(rows)
             if progress is not None:
                 progress(reached - checkpoint)
             checkpoint = reached
         # Final transaction: the last events, then the swap. With the tables in the
         # store's file this holds the write lock, so the head cannot move meanwhile.
-        conn.execute("BEGIN IMMEDIATE")
-        while True:
-            head = store.head_position()
-            rows, reached = read_batch(
-                store, projection, checkpoint, head, batch_size, filter_types=filter_types
-            )
-            applied += applier.apply(rows)
-            if progress is not None:
-                progress(reached - checkpoint)
-            checkpoint = reached
-            if reached >= head:
-                break
-        _swap(conn, projection, shadows, generation, checkpoint)
-        conn.execute("COMMIT")
+        with immediate(conn):
+            while True:
+                head = store.head_position()
+                rows, reached = read_batch(store, projection, checkpoint, head, batch_size)
+                applied += applier.apply(rows)
+                if progress is not None:
+                    progress(reached - checkpoint)
+                checkpoint = reached
+                if reached >= head:
+                    break
+            _hide_shadows(conn, shadows)
+            _swap(conn, projection, shadows, generation, checkpoint)
+            catalog.release_rebuild(conn, projection.name)
     except BaseException as exc:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        _drop_shadows(conn, shadows)
+        lost = _lost(conn, shadows) if isinstance(exc, HandlerFailed) else []
+        _abandon(conn, projection.name, shadows)
+        if lost:
+            # Not the handler's fault: someone dropped the tables it was writing.
+            raise StoreError(
+                f"rebuild of projection {projection.name!r} lost its shadow tables ({', '.join(lost)})"
+                " to someone else: nothing changed; rebuild again"
+            ) from None
         if isinstance(exc, HandlerFailed):
             raise ProjectionFailed(projection.name, exc.failure, "rebuild failed (nothing changed)") from None
         raise
@@ -84,21 +90,31 @@ def rebuild(
     return result
 
 
-def _create_shadows(conn: sqlite3.Connection, projection: Projection, shadows: dict[str, str]) -> int:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+def _start(
+    conn: sqlite3.Connection, projection: Projection, shadows: dict[str, str]
+) -> tuple[catalog.Record | None, int]:
+    """Claim the rebuild and create empty shadow tables; returns the current record
+    and the new build's generation."""
+    with immediate(conn):
         catalog.ensure_catalog(conn)
         catalog.check_ownership(conn, projection)
+        catalog.claim_rebuild(conn, projection.name)
         previous = catalog.record(conn, projection.name)
         generation = previous.generation + 1 if previous else 1
         for name, table in projection.tables.items():
             catalog.drop_table(conn, shadows[name])  # left over from an interrupted rebuild
             catalog.create_table(conn, table, shadows[name], generation)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return generation
+    return previous, generation
+
+
+def _show_shadows(conn: sqlite3.Connection, shadows: dict[str, str]) -> None:
+    for name, shadow in shadows.items():
+        conn.execute(f"CREATE TEMP VIEW {quote(name)} AS SELECT * FROM main.{quote(shadow)}")
+
+
+def _hide_shadows(conn: sqlite3.Connection, shadows: dict[str, str]) -> None:
+    for name in shadows:
+        conn.execute(f"DROP VIEW IF EXISTS temp.{quote(name)}")
 
 
 def _swap(
@@ -124,12 +140,17 @@ def _swap(
     catalog.save(conn, record)
 
 
-def _drop_shadows(conn: sqlite3.Connection, shadows: dict[str, str]) -> None:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+def _lost(conn: sqlite3.Connection, shadows: dict[str, str]) -> list[str]:
+    present = catalog.existing_tables(conn)
+    return [shadow for shadow in shadows.values() if shadow.lower() not in present]
+
+
+def _abandon(conn: sqlite3.Connection, name: str, shadows: dict[str, str]) -> None:
+    """Drop the shadows and give the claim back: the old tables stay as they were."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+    _hide_shadows(conn, shadows)
+    with immediate(conn):
         for shadow in shadows.values():
             catalog.drop_table(conn, shadow)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+        catalog.release_rebuild(conn, name)

@@ -15,13 +15,27 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from esctl.errors import StoreError
 from esctl.projections import catalog
-from esctl.projections.apply import Applier, HandlerFailed, ProjectionFailed, Upcast
+from esctl.projections.apply import Applier, HandlerFailed, ProjectionFailed
 from esctl.projections.definition import Projection
 from esctl.store import EventStore
+from esctl.transaction import immediate
 
 BATCH = 2_000  # events per transaction when catching up
 Progress = Callable[[int], None]
+
+
+class ProjectionNeedsRebuild(StoreError):
+    """A table the projection has built is gone (dropped by hand): running on would
+    build on an empty table, so only a rebuild (or a reset) can go on."""
+
+    def __init__(self, name: str, lost: list[str], checkpoint: int) -> None:
+        self.name, self.lost = name, lost
+        super().__init__(
+            f"projection {name!r} has lost its table {', '.join(lost)} (built up to position"
+            f" {checkpoint}): esctl project rebuild {name} builds it again"
+        )
 
 
 @dataclass
@@ -34,35 +48,19 @@ class RunResult:
     seconds: float = 0.0
     adopted_code: bool = False  # a failed projection resumed with changed (fixed) code
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "from": self.start,
-            "checkpoint": self.checkpoint,
-            "head": self.head,
-            "applied": self.applied,
-            "seconds": round(self.seconds, 3),
-        }
-
 
 def read_batch(
-    store: EventStore,
-    projection: Projection,
-    after: int,
-    upto: int,
-    limit: int,
-    *,
-    filter_types: bool = True,
+    store: EventStore, projection: Projection, after: int, upto: int, limit: int
 ) -> tuple[list[tuple], int]:
-    """Raw rows of the events after `after` up to `upto` that the projection may
-    handle, and the checkpoint reached once they are applied."""
+    """Raw rows of the events after `after` up to `upto` that the projection
+    handles, and the checkpoint reached once they are applied."""
     categories = projection.categories
     rows = list(
         store.read_all(
             from_position=after + 1,
             to_position=upto,
             category=categories[0] if categories and len(categories) == 1 else None,
-            types=projection.event_types if filter_types else (),
+            types=projection.event_types,
             limit=limit,
             raw=True,
         )
@@ -75,6 +73,13 @@ def read_batch(
     return rows, reached
 
 
+def lost_tables(rec: catalog.Record, projection: Projection, present: set[str]) -> list[str]:
+    """Tables the projection has built (checkpoint > 0) that no longer exist."""
+    if rec.checkpoint <= 0:
+        return []
+    return [t for t in projection.tables if t in rec.tables and t.lower() not in present]
+
+
 def prepare(conn: sqlite3.Connection, projection: Projection) -> catalog.Record:
     """Check the projection's tables are its own, create missing ones and its catalog
     row. Returns the record. Writes nothing when all is in place (so a follower's
@@ -84,24 +89,22 @@ def prepare(conn: sqlite3.Connection, projection: Projection) -> catalog.Record:
         present = catalog.existing_tables(conn)
         if all(t.lower() in present and t in rec.tables for t in projection.tables):
             return rec
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate(conn):
         catalog.ensure_catalog(conn)
         catalog.check_ownership(conn, projection)
         rec = catalog.record(conn, projection.name)
         present = catalog.existing_tables(conn)
         if rec is None:
             rec = catalog.Record(projection.name, 0, projection.fingerprint, list(projection.tables))
+        lost = lost_tables(rec, projection, present)
+        if lost:
+            raise ProjectionNeedsRebuild(projection.name, lost, rec.checkpoint)
         for name, table in projection.tables.items():
             if name.lower() not in present:
                 catalog.create_table(conn, table, name, rec.generation)
             if name not in rec.tables:
                 rec.tables.append(name)
         catalog.save(conn, rec)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return rec
 
 
@@ -110,8 +113,6 @@ def catch_up(
     conn: sqlite3.Connection,
     projection: Projection,
     *,
-    upcast: Upcast | None = None,
-    filter_types: bool = True,
     to_position: int | None = None,
     batch_size: int = BATCH,
     progress: Progress | None = None,
@@ -119,13 +120,11 @@ def catch_up(
     """Apply every event after the checkpoint (up to `to_position`, default the head)."""
     started = time.perf_counter()
     rec = prepare(conn, projection)
-    adopted = False
-    if rec.failure is not None and rec.fingerprint != projection.fingerprint:
-        # The code changed while it was failed: that change is the fix. Resume with it.
-        adopted = True
+    # A failed projection whose code changed: that change is the fix. Resume with it.
+    adopted = rec.failure is not None and rec.fingerprint != projection.fingerprint
     checkpoint = rec.checkpoint
     result = RunResult(projection.name, checkpoint, checkpoint, 0, 0, adopted_code=adopted)
-    applier = Applier(projection, conn, {t: t for t in projection.tables}, upcast)
+    applier = Applier(projection, conn, {t: t for t in projection.tables})
     try:
         while True:
             head = store.head_position()
@@ -133,36 +132,25 @@ def catch_up(
             result.head = head
             if checkpoint >= upto:
                 break
-            rows, new_checkpoint = read_batch(
-                store, projection, checkpoint, upto, batch_size, filter_types=filter_types
-            )
-            conn.execute("BEGIN IMMEDIATE")
+            rows, new_checkpoint = read_batch(store, projection, checkpoint, upto, batch_size)
             try:
-                current = catalog.record(conn, projection.name)
-                if current is None or current.checkpoint != checkpoint:
-                    # Another runner (or a rebuild) moved it: start again from there.
-                    conn.execute("ROLLBACK")
-                    if current is None:
-                        rec = prepare(conn, projection)
-                        checkpoint = rec.checkpoint
-                    else:
-                        checkpoint = current.checkpoint
-                    continue
-                result.applied += applier.apply(rows)
-                catalog.move_checkpoint(conn, projection.name, new_checkpoint)
-                if adopted:
-                    _adopt(conn, projection)
-                    adopted = False
-                conn.execute("COMMIT")
+                with immediate(conn):
+                    current = catalog.record(conn, projection.name)
+                    moved = current is None or current.checkpoint != checkpoint
+                    if not moved:
+                        result.applied += applier.apply(rows)
+                        catalog.move_checkpoint(conn, projection.name, new_checkpoint)
+                        if adopted:
+                            _adopt(conn, projection)
+                            adopted = False
             except HandlerFailed as failed:
-                conn.execute("ROLLBACK")
                 record_failure(conn, projection.name, checkpoint, failed.failure.to_dict())
                 result.checkpoint = checkpoint
                 raise ProjectionFailed(projection.name, failed.failure) from None
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+            if moved:
+                # Another runner, a rebuild or a reset moved it: go on from there.
+                checkpoint = prepare(conn, projection).checkpoint if current is None else current.checkpoint
+                continue
             if progress is not None:
                 progress(new_checkpoint - checkpoint)
             checkpoint = new_checkpoint
@@ -184,16 +172,11 @@ def record_failure(conn: sqlite3.Connection, name: str, checkpoint: int, failure
     """Note the failing event, unless the projection moved on meanwhile."""
     from esctl import codec
 
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate(conn):
         conn.execute(
             f"UPDATE {catalog.CATALOG} SET failure = ? WHERE name = ? AND checkpoint = ?",
             (codec.dumps(failure).decode(), name, checkpoint),
         )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def follow(
@@ -202,22 +185,20 @@ def follow(
     projections: Iterable[Projection],
     *,
     on_result: Callable[[RunResult], None],
-    on_failure: Callable[[ProjectionFailed], None],
-    upcast: Upcast | None = None,
-    filter_types: bool = True,
+    on_failure: Callable[[ProjectionFailed | ProjectionNeedsRebuild], None],
     poll_seconds: float = 0.02,
     should_stop: Callable[[], bool] = lambda: False,
-) -> list[ProjectionFailed]:
+) -> list[ProjectionFailed | ProjectionNeedsRebuild]:
     """Keep the projections caught up until `should_stop` (or Ctrl-C). A failing
     projection is reported and left behind; the others go on. New events are noticed
     through SQLite's data_version, polled every `poll_seconds`."""
     active = list(projections)
-    failures: list[ProjectionFailed] = []
+    failures: list[ProjectionFailed | ProjectionNeedsRebuild] = []
     for _ in _changes(store, poll_seconds, should_stop):
         for projection in list(active):
             try:
-                result = catch_up(store, conn, projection, upcast=upcast, filter_types=filter_types)
-            except ProjectionFailed as failed:
+                result = catch_up(store, conn, projection)
+            except (ProjectionFailed, ProjectionNeedsRebuild) as failed:
                 active.remove(projection)
                 failures.append(failed)
                 on_failure(failed)

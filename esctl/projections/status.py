@@ -1,5 +1,5 @@
 """A projection's status: live (caught up), behind, stale (its code changed since it
-was built) or failed (with the event it failed on)."""
+was built, or a table it built is gone) or failed (with the event it failed on)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from typing import Any
 
 from esctl.projections import catalog
 from esctl.projections.definition import Projection
+from esctl.projections.runner import lost_tables
 
 LIVE, BEHIND, STALE, FAILED = "live", "behind", "stale", "failed"
 
 
 def status(conn: sqlite3.Connection | None, projection: Projection, head: int) -> dict[str, Any]:
-    """{"name", "checkpoint", "head", "lag", "status"} plus "error" when failed.
+    """{"name", "checkpoint", "head", "lag", "status"}, plus "error" when failed and
+    "missing" (the tables) when stale because tables it built are gone.
     `conn` is None when the read-model database does not exist yet."""
     rec = catalog.record(conn, projection.name) if conn is not None else None
     checkpoint = rec.checkpoint if rec else 0
@@ -23,7 +25,11 @@ def status(conn: sqlite3.Connection | None, projection: Projection, head: int) -
         "head": head,
         "lag": max(head - checkpoint, 0),
     }
-    if rec is not None and rec.failure is not None:
+    lost = lost_tables(rec, projection, catalog.existing_tables(conn)) if conn and rec else []
+    if lost:
+        doc["status"] = STALE
+        doc["missing"] = lost
+    elif rec is not None and rec.failure is not None:
         doc["status"] = FAILED
         doc["error"] = rec.failure
     elif rec is not None and rec.fingerprint != projection.fingerprint:

@@ -14,14 +14,18 @@ replays the batch with `immediate=True` (each write executed at once) to find it
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import sqlite3
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from esctl import codec
 from esctl.projections.definition import Table, quote
+
+if TYPE_CHECKING:
+    from esctl.projections.catalog import Guard
 
 _PLAIN = frozenset({str, int, float, type(None), bytes})
 
@@ -192,9 +196,14 @@ class Tables:
     """The `db` a handler receives: `db["name"]` is one of the projection's tables."""
 
     def __init__(
-        self, conn: sqlite3.Connection, tables: Mapping[str, Table], physical: Mapping[str, str]
+        self,
+        conn: sqlite3.Connection,
+        tables: Mapping[str, Table],
+        physical: Mapping[str, str],
+        guard: Guard | None = None,
     ) -> None:
         self.conn = conn
+        self._guard = guard
         self.immediate = False
         self._writers = {name: TableWriter(self, table, physical[name]) for name, table in tables.items()}
         self._sql: str | None = None
@@ -217,8 +226,8 @@ class Tables:
         return iter(self._writers)
 
     def query(self, sql: str, params: Any = ()) -> Iterator[dict[str, Any]]:
-        """Rows of a read-only query as dicts. Name tables by `db["t"].quoted`: during a
-        rebuild they are shadow tables with other names."""
+        """Rows of a read-only query as dicts. Name the tables plainly: during a
+        rebuild the names show the tables being rebuilt."""
         self.flush()
         return self._dicts(sql, params)
 
@@ -227,10 +236,20 @@ class Tables:
         """A sqlite-utils Database on the same connection and transaction."""
         self.flush()
         if self._sqlite is None:
-            import sqlite_utils
-
-            self._sqlite = sqlite_utils.Database(self.conn)
+            self._sqlite = self._database()
         return self._sqlite
+
+    def _database(self) -> Any:
+        import sqlite_utils
+
+        # Opening it sets a pragma, and its first upsert probes SQLite with a scratch
+        # table: both are esctl's doing, so they run before the handler's guard sees
+        # them (inside the batch's transaction, which rolls back with the batch).
+        with self._guard.paused() if self._guard is not None else contextlib.nullcontext():
+            db = sqlite_utils.Database(self.conn)
+            db.supports_on_conflict  # noqa: B018 - computed and cached now, unguarded
+            db.supports_strict  # noqa: B018
+        return db
 
     def _dicts(self, sql: str, params: Any) -> Iterator[dict[str, Any]]:
         cursor = self.conn.execute(sql, params)

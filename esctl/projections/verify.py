@@ -21,7 +21,7 @@ from typing import Any
 
 from esctl.errors import NotFound, StoreError
 from esctl.projections import catalog
-from esctl.projections.apply import ProjectionFailed, Upcast
+from esctl.projections.apply import ProjectionFailed
 from esctl.projections.definition import Projection, quote
 from esctl.projections.runner import catch_up
 from esctl.store import EventStore
@@ -81,8 +81,6 @@ def verify(
     read_path: str,
     projection: Projection,
     *,
-    upcast: Upcast | None = None,
-    filter_types: bool = True,
     attempts: int = 3,
 ) -> VerifyReport:
     if not os.path.exists(read_path):
@@ -92,7 +90,7 @@ def verify(
         with tempfile.TemporaryDirectory(prefix="esctl-verify-") as scratch:
             paths = [os.path.join(scratch, f"rebuild{i}.db") for i in (1, 2)]
             for path in paths:
-                _build(store, path, projection, checkpoint, upcast, filter_types)
+                _build(store, path, projection, checkpoint)
             report = _compare(paths, read_path, projection, checkpoint)
         if report is not None:
             return report
@@ -102,37 +100,26 @@ def verify(
 
 
 def _live_checkpoint(read_path: str, name: str) -> int:
-    conn = sqlite3.connect(read_path)
+    uri = pathlib.Path(read_path).absolute().as_uri() + "?mode=ro"
     try:
-        rec = catalog.record(conn, name)
-    finally:
-        conn.close()
+        conn = sqlite3.connect(uri, uri=True)
+        try:
+            rec = catalog.record(conn, name)
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{read_path} cannot hold read models: {exc}") from None
     if rec is None:
         raise NotFound(f"projection {name!r} has not been built: esctl project run {name}")
     return rec.checkpoint
 
 
-def _build(
-    store: EventStore,
-    path: str,
-    projection: Projection,
-    checkpoint: int,
-    upcast: Upcast | None,
-    filter_types: bool,
-) -> None:
+def _build(store: EventStore, path: str, projection: Projection, checkpoint: int) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = OFF")
     conn.execute("PRAGMA synchronous = OFF")  # scratch: thrown away after the comparison
     try:
-        catch_up(
-            store,
-            conn,
-            projection,
-            upcast=upcast,
-            filter_types=filter_types,
-            to_position=checkpoint,
-            batch_size=10_000,
-        )
+        catch_up(store, conn, projection, to_position=checkpoint, batch_size=10_000)
     except ProjectionFailed as failed:
         raise ProjectionFailed(projection.name, failed.failure, "verify: the rebuild failed") from None
     finally:

@@ -92,9 +92,15 @@ def test_a_failing_projection_shows_failed_with_its_event(cli, write_model) -> N
     for x in (1, 0, 2):
         assert cli("append", "s-1", "Added", json.dumps({"x": x})).exit_code == 0
     result = cli("--model", str(model), "project", "run", "counts")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # the model's problem, as for an aggregate's handler
     assert "projection 'counts' failed at position 2 (stream 's-1', version 2, type Added)" in result.stderr
-    assert "ZeroDivisionError" in result.stderr
+    line = (
+        model.read_text()
+        .splitlines()
+        .index("    sign = 1 // event.data['x'] if event.type == \"Added\" else -1")
+        + 1
+    )
+    assert f"{model.name}, line {line}: ZeroDivisionError" in result.stderr
     assert "Traceback" not in result.stderr
     (doc,) = lines(cli("--model", str(model), "project", "list").stdout)
     assert doc["status"] == "failed" and doc["checkpoint"] == 0
@@ -167,7 +173,7 @@ def test_query_refuses_delete_and_renders_tables(bank, db) -> None:
     assert bank("project", "run", "balances").exit_code == 0
     refused = bank("query", "DELETE FROM balances")
     assert (refused.exit_code, refused.stdout) == (2, "")
-    assert "query is read-only: DELETE on balances refused" in refused.stderr
+    assert "query is read-only: DELETE from balances refused" in refused.stderr
     assert len(lines(bank("query", "SELECT * FROM balances").stdout)) == 3
     table = bank("query", "SELECT * FROM balances WHERE balance > :min", "--param", "min=20", "-o", "table")
     assert table.exit_code == 0 and "bob" in table.stdout and "ada" not in table.stdout

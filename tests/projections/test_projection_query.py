@@ -21,25 +21,38 @@ def models(store, read_conn):
 @pytest.mark.parametrize(
     ("sql", "refused"),
     [
-        ("DELETE FROM t", "DELETE on t"),
-        ("delete from events", "DELETE on events"),
-        ("UPDATE t SET v = 0", "UPDATE on t"),
-        ("INSERT INTO t (k) VALUES ('x')", "INSERT on t"),
-        ("DROP TABLE t", "a schema change"),
-        ("CREATE TABLE x (a)", "a schema change"),
-        ("ATTACH 'other.db' AS o", "ATTACH"),
-        ("PRAGMA query_only = OFF", "PRAGMA"),
-        ("PRAGMA journal_mode = DELETE", "PRAGMA"),
-        ("BEGIN IMMEDIATE", "a transaction statement"),
-        ("VACUUM", ""),
+        ("DELETE FROM t", "DELETE from t"),
+        ("delete from events", "DELETE from events"),
+        ("UPDATE t SET v = 0", "UPDATE of t"),
+        ("INSERT INTO t (k) VALUES ('x')", "INSERT into t"),
+        ("DROP TABLE t", "DROP TABLE (a schema change)"),
+        ("CREATE TABLE x (a)", "CREATE TABLE (a schema change)"),
+        ("create unique index i on t (v)", "CREATE UNIQUE INDEX (a schema change)"),
+        ("ATTACH 'other.db' AS o", "ATTACH 'other.db'"),
+        ("PRAGMA query_only = OFF", "PRAGMA query_only = OFF"),
+        ("PRAGMA journal_mode = DELETE", "PRAGMA journal_mode = DELETE"),
+        ("BEGIN IMMEDIATE", "a transaction statement (BEGIN/COMMIT/ROLLBACK)"),
+        ("VACUUM", "VACUUM"),
+        ("  -- tidy up\n vacuum INTO 'copy.db'", "VACUUM INTO"),
+        ("REINDEX", "REINDEX"),
+        ("SAVEPOINT a", "SAVEPOINT a"),
+        ("SELECT load_extension('x')", "load_extension()"),
     ],
 )
 def test_writes_are_refused_and_nothing_changes(models, sql, refused) -> None:
     before = file_digest(models)
-    with pytest.raises(InvalidInput, match=f"read-only: {refused}"):
+    with pytest.raises(InvalidInput) as raised:
         result = run_query(str(models), sql)
         list(result.rows)
+    assert str(raised.value) == f"query is read-only: {refused} refused"
     assert file_digest(models) == before
+    assert not (models.parent / "copy.db").exists()
+
+
+@pytest.mark.parametrize("sql", ["", "   ", "-- nothing", "/* nothing */ ;"])
+def test_empty_sql_is_invalid_input(models, sql) -> None:
+    with pytest.raises(InvalidInput, match="no SQL statement"):
+        run_query(str(models), sql)
 
 
 def test_reads_with_named_parameters(models) -> None:
