@@ -377,6 +377,7 @@ def projection_statuses(rows: Iterable[dict[str, Any]], title: str | None = "pro
         t.add_column(col, justify="right", no_wrap=True)
     extra = False
     failures = []
+    rows_missing = []
     for row in rows:
         cells = [row["name"], Text(row["status"], style=_STATUS_STYLE.get(row["status"], ""))]
         cells += [str(row[c]) for c in ("checkpoint", "head", "lag")]
@@ -391,10 +392,17 @@ def projection_statuses(rows: Iterable[dict[str, Any]], title: str | None = "pro
         t.add_row(*cells)
         if "error" in row:
             failures.append(row)
+        if "missing" in row:
+            rows_missing.append(row)
     if not t.rows:
         out.print(Text("no projections", style="dim"))
         return
     out.print(t)
+    for row in rows_missing:
+        line = Text()
+        line.append(f"{row['name']} needs a rebuild: ", style="magenta")
+        line.append(f"its table {', '.join(row['missing'])} is missing (esctl project rebuild {row['name']})")
+        out.print(line)
     for row in failures:
         e = row["error"]
         line = Text()
@@ -449,8 +457,28 @@ def verify_report(doc: dict[str, Any]) -> None:
 
 
 def query_rows(rows: Iterable[dict[str, Any]], columns: list[str]) -> None:
-    """`query`: the result set as a table (streamed in chunks)."""
+    """`query`: the result set as tables of up to _CHUNK rows; a column whose values
+    are all numbers is right-aligned, whatever its name."""
+    out = console()
     if not columns:
-        console().print(Text("no result set", style="dim"))
+        out.print(Text("no result set", style="dim"))
         return
-    table(rows, columns, empty="no rows")
+    iterator = iter(rows)
+    first = True
+    while chunk := list(islice(iterator, _CHUNK)):
+        t = Table(box=box.SIMPLE_HEAD, show_header=first)
+        for col in columns:
+            numeric = _numbers_only([row.get(col) for row in chunk])
+            t.add_column(col, justify="right" if numeric else "left", no_wrap=numeric)
+        for row in chunk:
+            t.add_row(*(_cell(row.get(col)) for col in columns))
+        out.print(t)
+        first = False
+    if first:
+        out.print(Text("no rows", style="dim"))
+
+
+def _numbers_only(values: list[Any]) -> bool:
+    """At least one number and nothing but numbers and NULLs (bool is not a number here)."""
+    numbers = [v for v in values if v is not None]
+    return bool(numbers) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers)
