@@ -229,3 +229,75 @@ def test_follow_applies_new_events_and_stops_cleanly_on_ctrl_c(db, cli) -> None:
     assert lines(cli("query", "SELECT balance FROM balances WHERE account = 'bob'").stdout) == [
         {"balance": 100}
     ]
+
+
+def test_rebuild_and_reset_refuse_while_another_rebuild_runs(bank, db) -> None:
+    import socket
+
+    from esctl.projections.catalog import _process_start
+
+    assert bank("project", "run", "balances").exit_code == 0
+    conn = sqlite3.connect(db)
+    conn.execute(
+        "CREATE TABLE esctl_rebuilds (name TEXT PRIMARY KEY, pid INTEGER, host TEXT, process TEXT, started_at TEXT)"
+    )
+    # A live process (this one, under another connection) holds the claim.
+    conn.execute(
+        "INSERT INTO esctl_rebuilds VALUES ('balances', ?, ?, ?, '2026-01-01T00:00:00Z')",
+        (os.getpid(), socket.gethostname(), _process_start(os.getpid())),
+    )
+    conn.commit()
+    for args in (["project", "rebuild", "balances"], ["project", "reset", "balances"]):
+        result = bank(*args)
+        assert (result.exit_code, result.stdout) == (3, ""), args
+        assert f"is being rebuilt by process {os.getpid()}" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert conn.execute("SELECT count(*) FROM balances").fetchone()[0] == 3
+    conn.execute("DELETE FROM esctl_rebuilds")
+    conn.commit()
+    conn.close()
+    assert bank("project", "rebuild", "balances").exit_code == 0
+
+
+def test_a_table_dropped_by_hand_needs_a_rebuild(bank, db) -> None:
+    assert bank("project", "run", "balances").exit_code == 0
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TABLE balances")
+    conn.close()
+    (doc,) = lines(bank("project", "list").stdout)
+    assert (doc["status"], doc["missing"]) == ("stale", ["balances"])
+    assert "needs a rebuild" in bank("project", "list", "-o", "table").stdout
+    run = bank("project", "run", "balances")
+    assert run.exit_code == 1
+    assert "has lost its table balances" in run.stderr and "esctl project rebuild balances" in run.stderr
+    assert bank("project", "rebuild", "balances").exit_code == 0
+    assert lines(bank("project", "list").stdout)[0]["status"] == "live"
+
+
+def test_verify_on_a_read_db_that_is_not_a_database(bank, tmp_path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_text("not a database, just text\n" * 100)
+    result = bank("--read-db", str(junk), "project", "verify", "balances")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert f"{junk} cannot hold read models" in result.stderr
+    assert "unexpected" not in result.stderr
+
+
+def test_query_of_nothing_exits_2(bank) -> None:
+    for sql in ("", "  -- just a comment"):
+        result = bank("query", sql)
+        assert (result.exit_code, result.stdout) == (2, ""), sql
+        assert "no SQL statement" in result.stderr
+
+
+def test_query_tables_right_align_numbers_whatever_the_column_name(bank) -> None:
+    assert bank("project", "run", "balances").exit_code == 0
+    result = bank(
+        "query", "SELECT account AS who, balance AS money FROM balances ORDER BY account", "-o", "table"
+    )
+    assert result.exit_code == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.strip().startswith(("ada", "bob", "cy"))]
+    money = [line.rstrip() for line in rows]
+    # Right-aligned: every amount ends in the same column, whatever its width (0, 55, 10).
+    assert len({len(line) for line in money}) == 1, result.stdout
+    assert money[0].endswith(" 0") and money[1].endswith("55")

@@ -135,3 +135,103 @@ def test_verify_of_a_projection_never_built(store, load) -> None:
 
     with pytest.raises(NotFound, match="has not been built"):
         verify(store, store.path, counter(load))
+
+
+# --- one rebuild at a time; a reset waits for it ----------------------------------------
+
+
+def test_a_second_rebuild_or_a_reset_during_a_rebuild_is_refused(store, read_conn, load, append) -> None:
+    from esctl.errors import ConcurrencyError
+    from esctl.projections.catalog import open_read_models
+
+    for i in range(12):
+        append(store, f"s-{i % 3}", "Added", {"x": i})
+    p = counter(load)
+    catch_up(store, read_conn, p)
+    other = open_read_models(store.path, None, create=False)
+    refusals = []
+
+    def meanwhile(_n: int) -> None:
+        if refusals:  # once, between the first batches (later calls hold the write lock)
+            return
+        for attempt in (lambda: rebuild(store, other, p), lambda: reset(other, "counts")):
+            with pytest.raises(ConcurrencyError, match="being rebuilt by process") as refused:
+                attempt()
+            refusals.append(str(refused.value))
+
+    result = rebuild(store, read_conn, p, batch_size=5, progress=meanwhile)
+    assert refusals and result.checkpoint == 12
+    assert [r[0] for r in read_conn.execute("SELECT total FROM counts ORDER BY stream")] == [18, 22, 26]
+    assert not [t for t in existing_tables(read_conn) if t.startswith("esctl_shadow_")]
+    # Done: the claim is given back, so both work again.
+    assert rebuild(store, other, p).checkpoint == 12
+    assert reset(other, "counts") == ["counts", "log"]
+    other.close()
+
+
+def test_the_claim_of_a_rebuild_that_died_does_not_block(store, read_conn, load, append) -> None:
+    import subprocess
+    import sys
+
+    from esctl.projections.catalog import rebuilder
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    append(store, "s-1", "Added", {"x": 1})
+    p = counter(load)
+    rebuild(store, read_conn, p)
+    read_conn.execute(
+        "INSERT INTO esctl_rebuilds VALUES ('counts', ?, ?, '', '2026-01-01T00:00:00Z')",
+        (dead.pid, __import__("socket").gethostname()),
+    )
+    assert rebuilder(read_conn, "counts") is None
+    assert rebuild(store, read_conn, p).checkpoint == 1
+
+
+def test_shadow_tables_dropped_by_someone_else_are_not_blamed_on_the_handler(
+    store, read_conn, load, append
+) -> None:
+    from esctl.errors import StoreError
+
+    for i in range(10):
+        append(store, "s-1", "Added", {"x": i})
+    p = counter(load)
+    catch_up(store, read_conn, p)
+    before = read_conn.execute("SELECT * FROM counts").fetchall()
+    intruder = sqlite3.connect(store.path, isolation_level=None)
+
+    def drop_shadows(_n: int) -> None:
+        if not dropped:  # between the first batches (later calls hold the write lock)
+            intruder.execute("DROP TABLE esctl_shadow_counts")
+            dropped.append(True)
+
+    dropped: list[bool] = []
+
+    with pytest.raises(StoreError, match="lost its shadow tables"):
+        rebuild(store, read_conn, p, batch_size=3, progress=drop_shadows)
+    intruder.close()
+    assert read_conn.execute("SELECT * FROM counts").fetchall() == before
+    assert rebuild(store, read_conn, p).checkpoint == 10  # nothing left claimed
+
+
+# --- a table dropped by hand --------------------------------------------------------------
+
+
+def test_a_lost_table_makes_it_stale_and_only_a_rebuild_goes_on(store, read_conn, load, append) -> None:
+    from esctl.projections.runner import ProjectionNeedsRebuild
+    from esctl.projections.status import status
+
+    for i in range(4):
+        append(store, "s-1", "Added", {"x": i})
+    p = counter(load)
+    catch_up(store, read_conn, p)
+    read_conn.execute("DROP TABLE counts")
+    doc = status(read_conn, p, store.head_position())
+    assert (doc["status"], doc["missing"]) == ("stale", ["counts"])
+    append(store, "s-1", "Added", {"x": 10})
+    with pytest.raises(ProjectionNeedsRebuild, match=r"lost its table counts .* rebuild counts"):
+        catch_up(store, read_conn, p)
+    assert "counts" not in existing_tables(read_conn)  # not silently recreated empty
+    rebuild(store, read_conn, p)
+    assert read_conn.execute("SELECT n, total FROM counts").fetchall() == [(5, 16)]
+    assert status(read_conn, p, store.head_position())["status"] == "live"

@@ -276,3 +276,88 @@ def test_projections_see_upcast_events_and_upcaster_changes_make_them_stale(stor
     changed = projections_in(load(UPCAST_MODEL.replace('" " + data["last"]', '", " + data["last"]')))[0]
     assert status(read_conn, changed, 2)["status"] == "stale"
     assert projections_in(load(UPCAST_MODEL), upcasting=False)[0].fingerprint != p.fingerprint
+
+
+# --- a handler's own SQL and sqlite-utils work the same in every mode -------------------
+
+SELF_READING = """
+from esctl.projections import Projection, Table
+
+qp = Projection("qp", Table("qp_t", {"k": str, "n": int}, pk="k"))
+
+@qp.on("A")
+def a(event, db):
+    found = list(db.query("SELECT n FROM qp_t WHERE k = ?", [event.stream]))
+    db["qp_t"].upsert({"k": event.stream, "n": (found[0]["n"] if found else 0) + 1})
+"""
+
+
+def test_own_tables_by_name_work_the_same_under_run_rebuild_and_verify(
+    store, read_conn, load, append
+) -> None:
+    from esctl.projections.verify import verify
+
+    p = projections_in(load(SELF_READING))[0]
+    for i in range(9):
+        append(store, f"s-{i % 2}", "A")
+    catch_up(store, read_conn, p, batch_size=4)
+    expected = [("s-0", 5), ("s-1", 4)]
+    assert read_conn.execute("SELECT * FROM qp_t ORDER BY k").fetchall() == expected
+    # A rebuild reading the live table instead of the one it builds would count twice over.
+    rebuild(store, read_conn, p, batch_size=4)
+    assert read_conn.execute("SELECT * FROM qp_t ORDER BY k").fetchall() == expected
+    assert status(read_conn, p, 9)["status"] == "live"
+    assert verify(store, store.path, p).ok
+    assert read_conn.execute("SELECT count(*) FROM sqlite_temp_master").fetchone()[0] == 0
+
+
+SQLITE_UTILS = """
+from esctl.projections import Projection, Table
+
+su = Projection("su", Table("su_t", {"k": str, "n": int, "seen": int}, pk="k"))
+
+@su.on("A")
+def a(event, db):
+    seen = db.sqlite.execute("SELECT count(*) FROM su_t").fetchone()[0]
+    db["su_t"].table.upsert({"k": event.stream, "n": event.version, "seen": seen}, pk="k")
+"""
+
+
+def test_the_sqlite_utils_escape_hatch_works_under_the_guard(store, read_conn, load, append) -> None:
+    p = projections_in(load(SQLITE_UTILS))[0]
+    for i in range(5):
+        append(store, f"s-{i % 2}", "A")
+    expected = [("s-0", 3, 2), ("s-1", 2, 2)]
+    catch_up(store, read_conn, p, batch_size=2)
+    assert read_conn.execute("SELECT * FROM su_t ORDER BY k").fetchall() == expected
+    rebuild(store, read_conn, p, batch_size=2)
+    assert read_conn.execute("SELECT * FROM su_t ORDER BY k").fetchall() == expected
+    assert [tuple(r.values()) for r in p.run_in_memory(store.read_all())["su_t"]] == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ('db["mine"].table.insert({"nope": 1})', "OperationalError: table mine has no column named nope"),
+        ('db.sqlite["other"].insert({"v": 1})', "refused INSERT into other: projection 'p' may only touch"),
+    ],
+)
+def test_sqlite_utils_failures_name_the_users_line(store, read_conn, load, append, body, error) -> None:
+    read_conn.execute("CREATE TABLE other (v)")
+    module = load(
+        f"""
+        from esctl.projections import Projection, Table
+        p = Projection("p", Table("mine", {{"k": str}}))
+
+        @p.on("A")
+        def a(event, db):
+            {body}
+        """
+    )
+    append(store, "s-1", "A")
+    with pytest.raises(ProjectionFailed) as failed:
+        catch_up(store, read_conn, projections_in(module)[0])
+    message = failed.value.failure.message
+    assert message.startswith(f"{module.__file__}, line 7: ")  # the handler's line, not sqlite-utils'
+    assert error in message
+    assert read_conn.execute("SELECT count(*) FROM other").fetchone()[0] == 0
