@@ -7,12 +7,14 @@ neither sqlite-utils nor any CLI library.
 
 from esctl.projections.apply import Failure, ProjectionFailed
 from esctl.projections.definition import Projection, Table, projections_in
+from esctl.projections.runner import ProjectionNeedsRebuild
 from esctl.projections.tables import ProjectionWriteError, Tables, TableWriter
 
 __all__ = [
     "Failure",
     "Projection",
     "ProjectionFailed",
+    "ProjectionNeedsRebuild",
     "ProjectionWriteError",
     "Table",
     "TableWriter",

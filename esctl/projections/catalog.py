@@ -91,9 +91,7 @@ def claim_rebuild(conn: sqlite3.Connection, name: str) -> None:
     transaction; ConcurrencyError when a live process is rebuilding it already."""
     import socket
 
-    holder = rebuilder(conn, name)
-    if holder is not None:
-        raise ConcurrencyError(f"projection {name!r} is being rebuilt by {holder}: wait for it to finish")
+    refuse_while_rebuilt(conn, name, f"projection {name!r} is being rebuilt")
     conn.execute(_REBUILDS_DDL)
     conn.execute(
         f"INSERT OR REPLACE INTO {REBUILDS} (name, pid, host, process, started_at) VALUES (?, ?, ?, ?, ?)",
@@ -105,6 +103,14 @@ def release_rebuild(conn: sqlite3.Connection, name: str) -> None:
     """Give the claim back (in the caller's transaction)."""
     if _table_exists(conn, REBUILDS):
         conn.execute(f"DELETE FROM {REBUILDS} WHERE name = ? AND pid = ?", (name, os.getpid()))
+
+
+def refuse_while_rebuilt(conn: sqlite3.Connection, name: str, what: str) -> None:
+    """ConcurrencyError('WHAT by process ...: wait for it to finish') while a live
+    process is rebuilding the projection."""
+    holder = rebuilder(conn, name)
+    if holder is not None:
+        raise ConcurrencyError(f"{what} by {holder}: wait for it to finish")
 
 
 def rebuilder(conn: sqlite3.Connection, name: str) -> str | None:

@@ -95,6 +95,8 @@ def _start(
 ) -> tuple[catalog.Record | None, int]:
     """Claim the rebuild and create empty shadow tables; returns the current record
     and the new build's generation."""
+    # Refuse at once, without waiting for the write lock a running rebuild may hold.
+    catalog.refuse_while_rebuilt(conn, projection.name, f"projection {projection.name!r} is being rebuilt")
     with immediate(conn):
         catalog.ensure_catalog(conn)
         catalog.check_ownership(conn, projection)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 
-from esctl.errors import ConcurrencyError
 from esctl.projections import catalog
 from esctl.transaction import immediate
 
@@ -13,12 +12,10 @@ def reset(conn: sqlite3.Connection, name: str) -> list[str] | None:
     """Drop the projection's tables and catalog row in one transaction; returns the
     tables dropped, or None when the read models know no projection of that name.
     ConcurrencyError while a rebuild of it runs: its shadow tables are not ours to drop."""
+    refusal = f"cannot reset projection {name!r}: it is being rebuilt"
+    catalog.refuse_while_rebuilt(conn, name, refusal)  # at once, not after the rebuild's lock
     with immediate(conn):
-        holder = catalog.rebuilder(conn, name)
-        if holder is not None:
-            raise ConcurrencyError(
-                f"cannot reset projection {name!r}: it is being rebuilt by {holder}; reset it when that ends"
-            )
+        catalog.refuse_while_rebuilt(conn, name, refusal)
         rec = catalog.record(conn, name)
         if rec is None:
             return None

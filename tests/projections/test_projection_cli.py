@@ -301,3 +301,45 @@ def test_query_tables_right_align_numbers_whatever_the_column_name(bank) -> None
     # Right-aligned: every amount ends in the same column, whatever its width (0, 55, 10).
     assert len({len(line) for line in money}) == 1, result.stdout
     assert money[0].endswith(" 0") and money[1].endswith("55")
+
+
+def test_two_processes_rebuilding_at_once_never_destroy_each_other(cli, db, write_model) -> None:
+    slow = write_model(
+        COUNTER_MODEL.replace("    sign = 1", "    __import__('time').sleep(0.02)\n    sign = 1")
+    )
+    for x in range(30):
+        assert cli("append", f"s-{x % 3}", "Added", json.dumps({"x": x})).exit_code == 0
+    env = {**os.environ, "ESCTL_DB": str(db), "ESCTL_MODEL": str(slow)}
+    env.pop("ESCTL_READ_DB", None)
+    command = [sys.executable, "-m", "esctl", "project"]
+    first = subprocess.Popen(
+        [*command, "rebuild", "counts"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        claimed = time.monotonic() + 10
+        while time.monotonic() < claimed:  # wait until the first has claimed the rebuild
+            try:
+                with sqlite3.connect(db) as conn:
+                    if conn.execute("SELECT count(*) FROM esctl_rebuilds").fetchone()[0]:
+                        break
+            except sqlite3.OperationalError:
+                pass
+            time.sleep(0.01)
+        others = [
+            subprocess.run([*command, *args], env=env, capture_output=True, text=True, timeout=30)
+            for args in (["rebuild", "counts"], ["reset", "counts"])
+        ]
+        out, err = first.communicate(timeout=30)
+    finally:
+        first.kill()
+    assert first.returncode == 0, err
+    for other in others:
+        assert (other.returncode, other.stdout) == (3, "")
+        assert "is being rebuilt by process" in other.stderr and "Traceback" not in other.stderr
+    assert json.loads(out)["checkpoint"] == 30
+    with sqlite3.connect(db) as conn:
+        totals = [r[0] for r in conn.execute("SELECT total FROM counts ORDER BY stream")]
+        leftovers = conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE name LIKE 'esctl_shadow_%'"
+        ).fetchone()
+    assert totals == [135, 145, 155] and leftovers == (0,)
