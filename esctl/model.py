@@ -57,6 +57,8 @@ def load_model(spec: str) -> ModuleType:
     file, the line and the error."""
     if spec in _loaded:
         return _loaded[spec]
+    if _looks_like_path(spec) and not os.path.isfile(spec):
+        raise InvalidInput(f"model file {spec} not found")
     try:
         if _looks_like_path(spec):
             module = _import_file(spec)
@@ -64,8 +66,12 @@ def load_model(spec: str) -> ModuleType:
             if os.getcwd() not in sys.path:
                 sys.path.insert(0, os.getcwd())
             module = importlib.import_module(spec)
-    except InvalidInput:
-        raise
+    except InvalidInput as exc:
+        # A definition esctl refused while the module ran (a bad category, a handler
+        # with the wrong parameters): name the model and, unless the message already
+        # does, the user's line.
+        located = "" if getattr(exc, "where", "") else where(exc)
+        raise InvalidInput(f"model {spec}: {located}{exc}") from None
     except SyntaxError as exc:
         raise InvalidInput(
             f"model {spec}: {exc.filename}, line {exc.lineno}: SyntaxError: {exc.msg}"
@@ -96,8 +102,6 @@ def _looks_like_path(spec: str) -> bool:
 
 
 def _import_file(path: str) -> ModuleType:
-    if not os.path.isfile(path):
-        raise InvalidInput(f"model file {path} not found")
     path = os.path.abspath(path)
     # The path's hash keeps two model files of the same name apart in one process.
     digest = hashlib.sha1(path.encode()).hexdigest()[:8]

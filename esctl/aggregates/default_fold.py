@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from esctl.aggregates.changes import Change, diff, join
 from esctl.aggregates.definition import WILDCARD, Aggregate, evolve
+from esctl.aggregates.plain import to_plain
 
 
 def merge(state: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -32,3 +34,25 @@ class DefaultFold(Aggregate):
     @evolve(WILDCARD)
     def merged(state: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         return merge(state, data)
+
+
+def merge_changes(state: dict[str, Any], patch: dict[str, Any], path: str = "") -> list[Change]:
+    """The changes `merge(state, patch)` is about to make, worked out from the patch
+    (call it before merging): the cost follows the event, not the state, so
+    `versions` of a long default-fold stream stays linear. Within an object, changes
+    come in the patch's key order."""
+    out: list[Change] = []
+    for key, value in patch.items():
+        at = join(path, key)
+        if key not in state:
+            if value is not None:
+                new = merge({}, value) if type(value) is dict else value
+                out.append({"path": at, "op": "add", "new": to_plain(new)})
+        elif value is None:
+            out.append({"path": at, "op": "remove", "old": to_plain(state[key])})
+        elif type(value) is dict and type(state[key]) is dict:
+            out.extend(merge_changes(state[key], value, at))
+        else:
+            new = merge({}, value) if type(value) is dict else value
+            out.extend(diff(to_plain(state[key]), to_plain(new), at))
+    return out

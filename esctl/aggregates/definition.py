@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
 from esctl.aggregates.errors import ModelError
-from esctl.errors import CommandRejected, InvalidInput
+from esctl.errors import EsctlError, InvalidInput
 from esctl.events import RecordedEvent, check_object, check_type
+from esctl.usercode import where
 
 WILDCARD = "*"
 _RESERVED = ("initial_state", "fold", "decide")
@@ -62,9 +63,8 @@ class Handler:
     name: str  # for messages: "Order.confirmed"
     takes_extra: bool  # the third parameter (event or context)
 
-    def where(self) -> str:
-        code = getattr(self.fn, "__code__", None)
-        return f" ({code.co_filename}, line {code.co_firstlineno})" if code else ""
+    def defined_at(self) -> str:
+        return defined_at(self.fn)
 
 
 @dataclass(slots=True)
@@ -145,9 +145,10 @@ class Aggregate:
         for index, item in enumerate(events, 1):
             event = _as_event(item, index)
             handler = spec.handler_for(event.type)
+            at = event_at(event.stream, event.version, event.type) if event.stream else f" at event {index}"
             if handler is None:
-                raise ModelError(f"{spec.name} has no handler for event type {event.type!r}")
-            state = apply(handler, state, event.data, event)
+                raise ModelError(f"{spec.name} has no handler for event type {event.type!r}{at}")
+            state = apply(handler, state, event.data, event, at)
         return state
 
     @classmethod
@@ -177,12 +178,52 @@ def spec_of(aggregate: type[Aggregate]) -> AggregateSpec:
     return aggregate.__esctl_spec__
 
 
-def apply(handler: Handler, state: Any, data: dict[str, Any], event: Any) -> Any:
-    """One evolve step, with the checks the fast replay loop makes in bulk."""
-    new = _call(handler, state, data, event) if handler.takes_extra else _call(handler, state, data)
+def apply(handler: Handler, state: Any, data: dict[str, Any], event: Any, at: str = "") -> Any:
+    """One evolve step, with the checks the fast replay loops make in bulk."""
+    try:
+        new = handler.fn(state, data, event) if handler.takes_extra else handler.fn(state, data)
+    except EsctlError:  # already explained (CommandRejected, a nested fold's ModelError)
+        raise
+    except Exception as exc:
+        raise handler_failed(handler, exc, at) from exc
     if new is None:
-        raise ModelError(f"{handler.name} returned None: an evolve handler returns the new state")
+        raise returned_none(handler, at)
     return new
+
+
+# --- the one way every fold path and command reports a handler's mistake -------------
+
+
+def defined_at(fn: Any) -> str:
+    """'FILE, line N: ' of a function's definition, or ''."""
+    code = getattr(fn, "__code__", None)
+    return f"{code.co_filename}, line {code.co_firstlineno}: " if code else ""
+
+
+def class_defined_at(cls: type) -> str:
+    """'FILE, line N: ' of a class statement, or ''. Reads the source: for errors only."""
+    try:
+        return f"{inspect.getsourcefile(cls)}, line {inspect.getsourcelines(cls)[1]}: "
+    except (OSError, TypeError):
+        return ""
+
+
+def event_at(stream: str, version: int, event_type: str) -> str:
+    return f" at {stream} v{version} ({event_type})"
+
+
+def handler_failed(handler: Handler, exc: BaseException, at: str = "") -> ModelError:
+    """A handler raised: name the user's line that raised (else the handler's
+    definition), the handler, the error and the event (`at`)."""
+    return ModelError(
+        f"{handler.name} raised {type(exc).__name__}: {exc}{at}", where(exc) or handler.defined_at()
+    )
+
+
+def returned_none(handler: Handler, at: str = "") -> ModelError:
+    return ModelError(
+        f"{handler.name} returned None{at}: an evolve handler returns the new state", handler.defined_at()
+    )
 
 
 def emitted_events(result: Any, handler: Handler) -> list[Emitted]:
@@ -191,12 +232,26 @@ def emitted_events(result: Any, handler: Handler) -> list[Emitted]:
         return []
     if isinstance(result, (tuple, dict)) and _is_one(result):  # one event, not a list of them
         result = [result]
+    elif isinstance(result, (str, bytes, dict)) or not isinstance(result, Iterable):
+        raise ModelError(
+            f"{handler.name} returned {result!r:.60}; expected events: a list of (type, data) pairs,"
+            " Emitted or dicts with 'type' and 'data' (or None for no events)",
+            handler.defined_at(),
+        )
+    try:
+        items = list(result)  # a generator handler runs here
+    except EsctlError:
+        raise
+    except Exception as exc:
+        raise handler_failed(handler, exc) from exc
     events = []
-    for item in result:
+    for item in items:
         try:
             events.append(_emitted(item))
         except (ValueError, TypeError, InvalidInput) as exc:
-            raise ModelError(f"{handler.name} returned an event esctl cannot use: {exc}") from None
+            raise ModelError(
+                f"{handler.name} returned an event esctl cannot use: {exc}", handler.defined_at()
+            ) from None
     return events
 
 
@@ -227,10 +282,10 @@ def _is_one(result: tuple | dict) -> bool:
 def _call(handler: Handler, *args: Any) -> Any:
     try:
         return handler.fn(*args)
-    except (CommandRejected, ModelError):
+    except EsctlError:  # CommandRejected, or already explained
         raise
     except Exception as exc:
-        raise ModelError(f"{handler.name} raised {type(exc).__name__}: {exc}{handler.where()}") from exc
+        raise handler_failed(handler, exc) from exc
 
 
 def _as_event(item: Any, index: int) -> RecordedEvent:
@@ -257,11 +312,10 @@ def _takes_extra(fn: Callable[..., Any], name: str, kind: str, extra: str) -> bo
         return True
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     if len(positional) not in (2, 3):
-        code = fn.__code__
         raise ModelError(
             f"{kind} handler {name} must take (state, {'data' if kind == 'evolve' else 'args'}) or"
-            f" (state, ..., {extra}), got {len(positional)} parameters"
-            f" ({code.co_filename}, line {code.co_firstlineno})"
+            f" (state, ..., {extra}), got {len(positional)} parameters",
+            defined_at(fn),
         )
     return len(positional) == 3
 
@@ -292,7 +346,9 @@ def _build_spec(cls: type[Aggregate]) -> AggregateSpec:
             name = f"{cls.__qualname__}.{attr}"
             for event_type in getattr(fn, "__esctl_evolves__", ()):
                 if event_type in seen:
-                    raise ModelError(f"{klass.__qualname__} has two evolve handlers for {event_type!r}")
+                    raise ModelError(
+                        f"{klass.__qualname__} has two evolve handlers for {event_type!r}", defined_at(fn)
+                    )
                 seen.add(event_type)
                 handler = Handler(fn, name, _takes_extra(fn, name, "evolve", "event"))
                 if event_type == WILDCARD:

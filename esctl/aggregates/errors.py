@@ -8,7 +8,12 @@ from esctl.errors import InvalidInput
 
 class ModelError(InvalidInput):
     """The model is wrong: a bad definition, or a handler that raised or returned
-    something esctl cannot use. The message names the handler."""
+    something esctl cannot use. The message names the handler and, when known, the
+    user's file and line (`where`, 'FILE, line N: ', which starts the message)."""
+
+    def __init__(self, message: str, where: str = "") -> None:
+        self.where = where
+        super().__init__(f"{where}{message}")
 
 
 class UnknownEventType(InvalidInput):

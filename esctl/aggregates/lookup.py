@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from esctl.aggregates.definition import Aggregate, spec_of
+from esctl.aggregates.definition import Aggregate, class_defined_at, spec_of
 from esctl.aggregates.errors import ModelError
 from esctl.events import category_of
 
@@ -26,6 +26,6 @@ def aggregate_for(module: ModuleType | None, stream: str) -> type[Aggregate] | N
     category = category_of(stream)
     found = [a for a in aggregates_in(module) if spec_of(a).category == category]
     if len(found) > 1:
-        names = ", ".join(spec_of(a).name for a in found)
+        names = "; ".join(f"{class_defined_at(a)}{spec_of(a).name}" for a in found)
         raise ModelError(f"more than one aggregate for category {category!r}: {names}")
     return found[0] if found else None

@@ -9,7 +9,6 @@ path for `_slow`."""
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,8 +17,17 @@ import orjson
 
 from esctl.aggregates import statecodec
 from esctl.aggregates.changes import diff
-from esctl.aggregates.default_fold import DefaultFold
-from esctl.aggregates.definition import Aggregate, Handler, spec_of
+from esctl.aggregates.default_fold import DefaultFold, merge_changes
+from esctl.aggregates.definition import (
+    Aggregate,
+    Handler,
+    apply,
+    class_defined_at,
+    event_at,
+    handler_failed,
+    returned_none,
+    spec_of,
+)
 from esctl.aggregates.errors import ModelError, UnknownEventType
 from esctl.aggregates.plain import to_plain
 from esctl.aggregates.snapshots import Snapshot, Snapshots
@@ -29,6 +37,7 @@ from esctl.errors import EsctlError
 from esctl.events import RecordedEvent
 from esctl.fingerprint import fingerprint
 from esctl.store import EventStore
+from esctl.usercode import where
 
 Row = tuple[str, int, int, str, str, str, str, str]  # read_stream(raw=True)
 SNAPSHOT_FORMAT = "esctl-snapshot-1"  # part of the fingerprint: bump when the snapshot encoding changes
@@ -46,14 +55,14 @@ class Replayed:
     aggregate: str
     from_snapshot: int | None = None  # the snapshot version replay started from
     applied: int = 0  # events folded (after the snapshot)
+    definition: type[Aggregate] | None = None  # for error messages
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "stream": self.stream,
-            "version": self.version,
-            "position": self.position,
-            "state": to_plain(self.state),
-        }
+        try:
+            state = to_plain(self.state)
+        except ModelError as exc:
+            raise unserialisable(exc, self.definition, self.stream, self.version) from None
+        return {"stream": self.stream, "version": self.version, "position": self.position, "state": state}
 
 
 @dataclass(slots=True)
@@ -82,6 +91,26 @@ class Skipped:
 
     count: int
     first_version: int
+
+
+def unserialisable(
+    exc: ModelError,
+    aggregate: type[Aggregate] | None,
+    stream: str,
+    version: int,
+    handler: Handler | None = None,
+) -> ModelError:
+    """A state esctl cannot write as JSON, placed: the stream and version, and the
+    handler that made it when known (else the aggregate's definition)."""
+    if exc.where:  # a to_json that raised: its line
+        where = exc.where
+    elif handler is not None:
+        where = handler.defined_at()
+    else:
+        where = class_defined_at(aggregate) if aggregate else ""
+    by = f" after {handler.name}" if handler else ""
+    place = f"{stream} v{version}{by}: " if stream else ""
+    return ModelError(f"{place}{str(exc).removeprefix(exc.where)}", where)
 
 
 class Folder:
@@ -123,11 +152,11 @@ class Folder:
                     continue
                 state = fn(state, loads(data))
                 if state is None:
-                    raise self._returned_none((stream, version, 0, event_type))
+                    raise self._returned_none(stream, version, event_type)
         except EsctlError:
             raise
         except Exception as exc:
-            raise self._failure(exc, (stream, version, 0, event_type)) from exc
+            raise self._failure(exc, stream, version, event_type) from exc
         return state, version
 
     def fold(self, state: Any, rows: Iterable[Row]) -> tuple[Any, Row | None]:
@@ -142,11 +171,13 @@ class Folder:
                 fn = get(row[3], default)
                 state = fn(state, loads(row[4])) if fn is not None else slow(state, row)
                 if state is None:
-                    raise self._returned_none(row)
+                    raise self._returned_none(row[0], row[1], row[3])
         except EsctlError:  # already explained (strict mode, upcasters)
             raise
         except Exception as exc:
-            raise self._failure(exc, row) from exc
+            if row is None:
+                raise self._failure(exc, "", 0, "") from exc
+            raise self._failure(exc, row[0], row[1], row[3]) from exc
         return state, row
 
     def apply_event(self, state: Any, event: RecordedEvent) -> tuple[Any, bool]:
@@ -155,15 +186,9 @@ class Folder:
         if handler is None:
             self._unknown(event.stream, event.version, event.type)
             return state, True
-        try:
-            new = (
-                handler.fn(state, event.data, event) if handler.takes_extra else handler.fn(state, event.data)
-            )
-        except Exception as exc:
-            raise self._failure(exc, (event.stream, event.version, 0, event.type)) from exc
-        if new is None:
-            raise self._returned_none((event.stream, event.version, 0, event.type))
-        return new, False
+        return apply(
+            handler, state, event.data, event, event_at(event.stream, event.version, event.type)
+        ), False
 
     def _slow(self, state: Any, row: Row) -> Any:
         stream, version, position, event_type, data_text, metadata_text, event_id, recorded_at = row
@@ -193,27 +218,20 @@ class Folder:
         else:
             seen.count += 1
 
-    def _handler_name(self, event_type: str) -> str:
-        handler: Handler | None = self.spec.handler_for(event_type)
-        return handler.name if handler else self.spec.name
+    # The fast loops catch once around the loop (free until something raises) and
+    # report through the same helpers as `apply`.
 
-    def _returned_none(self, row: Any) -> ModelError:
-        return ModelError(
-            f"{self._handler_name(row[3])} returned None for {row[0]} v{row[1]} ({row[3]}):"
-            " an evolve handler returns the new state"
-        )
+    def _returned_none(self, stream: str, version: int, event_type: str) -> ModelError:
+        handler = self.spec.handler_for(event_type)
+        assert handler is not None  # only a handler's result can be None
+        return returned_none(handler, event_at(stream, version, event_type))
 
-    def _failure(self, exc: Exception, row: Any) -> ModelError:
-        where = ""
-        frames = traceback.extract_tb(exc.__traceback__)
-        if len(frames) > 1:  # the innermost frame below the fold loop: the user's line
-            where = f" ({frames[-1].filename}, line {frames[-1].lineno})"
-        if row is None:
-            return ModelError(f"{self.spec.name} failed: {type(exc).__name__}: {exc}{where}")
-        return ModelError(
-            f"{self._handler_name(row[3])} raised {type(exc).__name__}: {exc}{where}"
-            f" at {row[0]} v{row[1]} ({row[3]})"
-        )
+    def _failure(self, exc: Exception, stream: str, version: int, event_type: str) -> ModelError:
+        handler = self.spec.handler_for(event_type) if stream else None
+        if handler is None:  # before the first event, or not in a handler
+            at = event_at(stream, version, event_type) if stream else ""
+            return ModelError(f"{self.spec.name} failed: {type(exc).__name__}: {exc}{at}", where(exc))
+        return handler_failed(handler, exc, event_at(stream, version, event_type))
 
 
 class Replayer:
@@ -276,7 +294,9 @@ class Replayer:
         target = head if target is None else check_version(stream, target, head)
         self.folder.skipped.clear()
         state, start = self._start(stream, target)
-        result = Replayed(stream, start, None, None, state, self.name, start or None)
+        result = Replayed(
+            stream, start, None, None, state, self.name, start or None, definition=self.aggregate
+        )
         if target > start:
             self.continue_to(result, target)
         elif target > 0:
@@ -333,12 +353,12 @@ class Replayer:
     def save_snapshot(self, replayed: Replayed) -> Snapshot:
         if replayed.version < 1:
             raise ModelError(f"nothing to snapshot: {replayed.stream} at version 0")
+        try:
+            encoded = statecodec.dumps(replayed.state)
+        except ModelError as exc:
+            raise unserialisable(exc, self.aggregate, replayed.stream, replayed.version) from None
         return self.snapshots.save(
-            replayed.stream,
-            replayed.version,
-            self.spec.name,
-            self.fingerprint,
-            statecodec.dumps(replayed.state),
+            replayed.stream, replayed.version, self.spec.name, self.fingerprint, encoded
         )
 
     def maybe_snapshot(self, replayed: Replayed) -> None:
@@ -360,24 +380,46 @@ class Replayer:
 
     # --- event by event -------------------------------------------------------------
 
-    def steps(self, stream: str, target: int | None = None) -> Iterator[Step]:
-        """Every event from version 1 to `target` with the changes it caused."""
+    def steps(self, stream: str, target: int | None = None, *, states: bool = True) -> Iterator[Step]:
+        """Every event from version 1 to `target` with the changes it caused; with
+        `states=False` (for `versions`) Step.state is None.
+
+        For an aggregate the changes are a diff of the plain state before and after
+        each event. The default fold knows what an event changes from its data
+        alone (a merge patch), so there the cost per event follows the event, not
+        the state (and without states, nothing is copied)."""
         head = stream_head(self.store, stream)
         target = head if target is None else check_version(stream, target, head)
         self.folder.skipped.clear()
         state = self.spec.initial_state()
-        before = to_plain(state)
         if target == 0:
             return
+        from_patch = self.aggregate is DefaultFold
+        before = None if from_patch else self.plain(state, stream, 0)
         for event in self.store.read_stream(stream, to_version=target):
             event = self.upcasters.event(event)
-            state, skipped = self.folder.apply_event(state, event)
-            after = to_plain(state)
-            yield Step(event, diff(before, after), after, skipped)
-            before = after
+            if from_patch:
+                changes = merge_changes(state, event.data)
+                state, skipped = self.folder.apply_event(state, event)
+                after = self.plain(state, stream, event.version, event.type) if states else None
+            else:
+                state, skipped = self.folder.apply_event(state, event)
+                after = self.plain(state, stream, event.version, event.type)
+                changes = diff(before, after)
+                before = after
+            yield Step(event, changes, after, skipped)
 
     def initial_plain(self) -> Any:
-        return to_plain(self.spec.initial_state())
+        return self.plain(self.spec.initial_state(), "", 0)
+
+    def plain(self, state: Any, stream: str, version: int, event_type: str | None = None) -> Any:
+        """`to_plain(state)`; a state that cannot be made plain is reported with the
+        stream, the version and the handler that made it (else the aggregate)."""
+        try:
+            return to_plain(state)
+        except ModelError as exc:
+            handler = self.spec.handler_for(event_type) if event_type else None
+            raise unserialisable(exc, self.aggregate, stream, version, handler) from None
 
     def changes_between(self, stream: str, a: int, b: int) -> list[dict[str, Any]]:
         """The changes that take the state at version `a` to the state at version `b`."""
@@ -385,8 +427,9 @@ class Replayer:
         check_version(stream, a, head)
         check_version(stream, b, head)
         low = self.replay(stream, min(a, b))
-        low_plain = to_plain(low.state)
-        high_plain = to_plain(self.continue_to(low, max(a, b)).state)
+        low_plain = self.plain(low.state, stream, low.version)
+        high = self.continue_to(low, max(a, b))
+        high_plain = self.plain(high.state, stream, high.version)
         return diff(low_plain, high_plain) if a <= b else diff(high_plain, low_plain)
 
 

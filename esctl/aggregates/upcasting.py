@@ -21,8 +21,10 @@ from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any
 
+from esctl.aggregates.definition import defined_at
 from esctl.aggregates.errors import ModelError
 from esctl.events import RecordedEvent, check_type
+from esctl.usercode import where as user_line
 
 SCHEMA_KEY = "schema"
 
@@ -67,7 +69,12 @@ class Upcasters:
         event_type, from_schema = fn.__esctl_upcaster__  # type: ignore[attr-defined]
         steps = self._steps.setdefault(event_type, {})
         if from_schema in steps:
-            raise ModelError(f"two upcasters for {event_type!r} from schema {from_schema}")
+            first, second = steps[from_schema].fn, fn
+            raise ModelError(
+                f"two upcasters for {event_type!r} from schema {from_schema}:"
+                f" {_name(first)} ({defined_at(first).removesuffix(': ')}) and {_name(second)}",
+                defined_at(second),
+            )
         try:
             count = len(inspect.signature(fn).parameters)
         except (TypeError, ValueError):
@@ -101,6 +108,14 @@ class Upcasters:
         schema = metadata.get(SCHEMA_KEY, 1)
         if isinstance(schema, bool) or not isinstance(schema, int):
             raise ModelError(f"{where}metadata.schema must be an integer, got {schema!r}")
+        current = max(steps) + 1
+        if schema > current:
+            # Written by newer code: this model would read data it does not know.
+            raise ModelError(
+                f"{where}{event_type} is stored in schema {schema}, newer than this model reads"
+                f" ({current}, after its newest upcaster {_name(steps[current - 1].fn)}):"
+                " replay it with the code that wrote it, or add the model's upcasters"
+            )
         start = schema
         while (step := steps.get(schema)) is not None:
             if schema != start:  # each upcaster sees the schema it upcasts from
@@ -108,13 +123,16 @@ class Upcasters:
             try:
                 new = step.fn(data, metadata) if step.takes_metadata else step.fn(data)
             except Exception as exc:
-                name = getattr(step.fn, "__qualname__", "upcaster")
                 raise ModelError(
-                    f"{where}upcaster {name} ({event_type} schema {schema}) raised {type(exc).__name__}: {exc}"
+                    f"{where}upcaster {_name(step.fn)} ({event_type} schema {schema})"
+                    f" raised {type(exc).__name__}: {exc}",
+                    user_line(exc) or defined_at(step.fn),
                 ) from exc
             if not isinstance(new, dict):
-                name = getattr(step.fn, "__qualname__", "upcaster")
-                raise ModelError(f"{where}upcaster {name} returned {type(new).__name__}, not a dict")
+                raise ModelError(
+                    f"{where}upcaster {_name(step.fn)} returned {type(new).__name__}, not a dict",
+                    defined_at(step.fn),
+                )
             data = new
             schema += 1
         if schema != start:
@@ -130,3 +148,7 @@ class Upcasters:
         if data is event.data and metadata is event.metadata:
             return event
         return replace(event, data=data, metadata=metadata)
+
+
+def _name(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__qualname__", "upcaster")

@@ -158,7 +158,7 @@ def versions(
         replayer = _replayer(ctx, store, stream, strict=strict)
 
         def rows() -> Any:
-            for s in replayer.steps(stream):
+            for s in replayer.steps(stream, states=False):
                 e = s.event
                 yield {
                     "version": e.version,

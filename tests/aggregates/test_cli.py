@@ -461,3 +461,125 @@ def test_upcast_of_a_type_without_upcasters_reads_as_stored(cli, orders_db):
 def test_the_sample_events_import_cleanly(cli, db):
     result = cli("import", str(ORDERS_EVENTS))
     assert orjson.loads(result.stdout)["imported"] == 7
+
+
+# --- model errors name the model, the file and the line -------------------------------------
+
+
+def _line(path: Path, text: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
+
+
+@pytest.mark.parametrize(
+    ("body", "culprit", "message"),
+    [
+        ('category = "or-der"', "class Bad", "Bad.category must be a name without '-' or spaces"),
+        ("snapshot_every = 0", "class Bad", "Bad.snapshot_every must be a positive integer or None"),
+        ("@evolve()\n    def e(state, data): return state", "@evolve()", "@evolve needs the event types"),
+        ('@evolve("E")\n    def e(state): return state', '@evolve("E")', "evolve handler Bad.e must take"),
+    ],
+)
+def test_a_bad_definition_names_the_model_file_and_line(cli, orders_db, write_model, body, culprit, message):
+    path = write_model(
+        f"from esctl.aggregates import Aggregate, evolve\n\n\nclass Bad(Aggregate):\n    {body}\n"
+    )
+    result = cli("--model", str(path), "replay", "order-1")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    line = _line(path, culprit)
+    assert result.stderr.startswith(f"esctl: error: model {path}: {path}, line {line}: {message}"), (
+        result.stderr
+    )
+
+
+TWO_ORDERS = """
+    from esctl.aggregates import Aggregate
+
+
+    class Order(Aggregate):
+        category = "order"
+
+
+    class OtherOrder(Aggregate):
+        category = "order"
+"""
+
+
+def test_two_aggregates_for_one_category_name_both_definitions(cli, orders_db, write_model):
+    path = write_model(TWO_ORDERS)
+    result = cli("--model", str(path), "replay", "order-1")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"esctl: error: more than one aggregate for category 'order': {path}, line {_line(path, 'class Order')}:"
+        f" Order; {path}, line {_line(path, 'class OtherOrder')}: OtherOrder\n"
+    )
+
+
+FAILING = """
+    from esctl.aggregates import Aggregate, evolve, upcaster
+
+
+    class Order(Aggregate):
+        category = "order"
+
+        @evolve("OrderCreated")
+        def created(state, data):
+            return {"lines": len(data["lines"])}
+
+        @evolve("OrderConfirmed")
+        def confirmed(state, data):
+            state["when"] = object()
+            return state
+
+        @evolve("OrderShipped")
+        def shipped(state, data):
+            return state
+
+
+    @upcaster("OrderCreated", from_schema=1)
+    def rename(data):
+        return {"lines": data["items"]}
+"""
+
+
+def test_a_state_that_is_not_json_names_the_version_the_handler_and_its_line(cli, orders_db, write_model):
+    path = write_model(FAILING)
+    result = cli("--model", str(path), "replay", "order-1", "--to-version", "2")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"esctl: error: {path}, line {_line(path, 'class Order')}: order-1 v2: ")
+    assert "not JSON-serialisable: object at 'when'" in result.stderr
+    steps = cli("--model", str(path), "replay", "order-1", "--steps")
+    assert steps.exit_code == 2
+    assert f"{path}, line {_line(path, 'OrderConfirmed')}: order-1 v2 after Order.confirmed: " in steps.stderr
+    snap = cli("--model", str(path), "snapshot", "order-1", "--to-version", "2")
+    assert snap.exit_code == 2
+    assert snap.stderr.startswith(f"esctl: error: {path}, line {_line(path, 'class Order')}: order-1 v2: ")
+
+
+NOPE = 'data["nope"]'
+
+
+def test_an_upcaster_that_raises_names_its_line(cli, orders_db, write_model):
+    path = write_model(FAILING.replace('data["items"]', NOPE))
+    result = cli("--model", str(path), "replay", "order-3")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"esctl: error: {path}, line {_line(path, NOPE)}: order-3 v1: upcaster rename"
+        " (OrderCreated schema 1) raised KeyError: 'nope'\n"
+    )
+
+
+MISSING = "state['missing']"
+
+
+def test_a_handler_that_raises_during_replay_names_the_line_that_raised(cli, orders_db, write_model):
+    path = write_model(
+        FAILING.replace("return state\n\n\n    @upcaster", f"return {MISSING}\n\n\n    @upcaster")
+    )
+    result = cli("--model", str(path), "replay", "order-1")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"esctl: error: {path}, line {_line(path, MISSING)}: Order.shipped raised"
+        " KeyError: 'missing' at order-1 v3 (OrderShipped)\n"
+    )

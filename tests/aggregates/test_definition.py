@@ -277,3 +277,96 @@ def test_two_handlers_for_one_type_are_refused():
             @evolve("E")
             def b(state, data):
                 return state
+
+
+# --- a handler's mistake names the user's line ----------------------------------------------
+
+HERE = __file__
+
+
+def _line_of(fn, text: str) -> int:
+    """The line number of `text` inside fn's source."""
+    import inspect
+
+    lines, start = inspect.getsourcelines(fn)
+    return start + next(i for i, line in enumerate(lines) if text in line)
+
+
+@pytest.mark.parametrize("returned", [42, "Done", 3.5, b"x"])
+def test_a_command_returning_something_that_is_not_events_is_a_model_error(returned):
+    class Job(Aggregate):
+        category = "job"
+
+        @command("run")
+        def run(state, args):
+            return returned
+
+    with pytest.raises(ModelError) as caught:
+        Job.decide({}, "run")
+    message = str(caught.value)
+    assert message.startswith(f"{HERE}, line ")
+    assert f"Job.run returned {returned!r}; expected events" in message
+    assert message.startswith(f"{HERE}, line {Job.run.__code__.co_firstlineno}: ")
+
+
+def test_a_command_handler_that_raises_names_the_line_that_raised_not_the_def():
+    class Job(Aggregate):
+        category = "job"
+
+        @command("run")
+        def run(state, args):
+            total = 1
+            return [("Ran", {"n": total / args["zero"]})]
+
+    with pytest.raises(ModelError) as caught:
+        Job.decide({}, "run", {"zero": 0})
+    line = _line_of(Job.run, "total / args")
+    message = str(caught.value)
+    assert message.startswith(f"{HERE}, line {line}: ")
+    assert message.endswith("Job.run raised ZeroDivisionError: division by zero")
+
+
+def test_a_generator_command_that_raises_part_way_is_a_model_error():
+    class Job(Aggregate):
+        category = "job"
+
+        @command("run")
+        def run(state, args):
+            yield ("Ran", {})
+            raise KeyError("later")
+
+    with pytest.raises(ModelError, match=r"line \d+: .*Job.run raised KeyError: 'later'"):
+        Job.decide({}, "run")
+
+
+def test_an_evolve_handler_returning_none_names_its_definition_and_the_event():
+    class Forgetful(Aggregate):
+        category = "forgetful"
+
+        @evolve("E")
+        def e(state, data):
+            state["x"] = 1
+
+    with pytest.raises(ModelError) as caught:
+        Forgetful.fold([("E", {})])
+    line = Forgetful.e.__code__.co_firstlineno
+    message = str(caught.value)
+    assert message.startswith(f"{HERE}, line {line}: ")
+    assert message.endswith("Forgetful.e returned None at event 1: an evolve handler returns the new state")
+
+
+def test_an_evolve_handler_that_raises_names_the_line_that_raised():
+    class Fragile(Aggregate):
+        category = "fragile"
+
+        @evolve("E")
+        def e(state, data):
+            value = 1
+            return data["missing"] + value
+
+    with pytest.raises(ModelError) as caught:
+        Fragile.fold([("E", {})])
+    line = _line_of(Fragile.e, 'data["missing"]')
+    message = str(caught.value)
+    assert message.startswith(f"{HERE}, line {line}: ")
+    assert message.endswith("Fragile.e raised KeyError: 'missing' at event 1")

@@ -201,3 +201,47 @@ def test_snapshot_codec_refuses_classes_that_are_not_dataclasses():
 def test_uuid_state_round_trips():
     value = uuid.uuid4()
     assert statecodec.loads(statecodec.dumps([value])) == [value]
+
+
+# --- diffs skip equal subtrees, exactly ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (1, 1.0),
+        (1, True),
+        (0, False),
+        (Decimal("1"), 1),
+        (1.0, Decimal("1.0")),
+        ("2026-01-01", dt.date(2026, 1, 1)),
+    ],
+)
+def test_a_nested_value_of_another_type_is_a_change_even_when_python_calls_it_equal(old, new):
+    before = {"a": {"b": [old, 2]}, "c": 3}
+    after = {"a": {"b": [new, 2]}, "c": 3}
+    assert diff(before, after) == [{"path": "a.b.0", "op": "change", "old": old, "new": new}]
+
+
+@given(json_objects, json_objects)
+def test_the_default_fold_s_changes_from_the_patch_are_the_diff_of_the_states(state, patch):
+    """merge_changes works from the event alone; it must find what a diff of the
+    whole states before and after would (in the patch's order)."""
+    from esctl.aggregates.default_fold import merge_changes
+
+    before = to_plain(state)
+    changes = merge_changes(state, patch)
+    after = merge(state, patch)
+    key = lambda c: (c["path"], c["op"])  # noqa: E731
+    assert sorted(changes, key=key) == sorted(diff(before, to_plain(after)), key=key)
+
+
+def test_a_to_json_that_raises_names_its_line():
+    class Money:
+        def to_json(self):
+            raise ValueError("no currency")
+
+    with pytest.raises(
+        ModelError, match=r"test_values\.py, line \d+: Money\.to_json raised ValueError: no currency"
+    ):
+        to_plain({"m": Money()})
