@@ -14,7 +14,7 @@ from typing import Any
 from esctl.aggregates.definition import Aggregate, CommandContext, Emitted
 from esctl.aggregates.replay import Replayed, Replayer
 from esctl.aggregates.upcasting import SCHEMA_KEY, Upcasters
-from esctl.errors import ConcurrencyError, WrongExpectedVersion
+from esctl.errors import ConcurrencyError, InvalidInput, WrongExpectedVersion, shown
 from esctl.events import NO_STREAM, NewEvent, RecordedEvent
 from esctl.ids import uuid7
 from esctl.store import EventStore
@@ -49,13 +49,14 @@ def execute(
 ) -> Executed:
     """Run `command` against `stream` and append the events it decides on.
 
-    Every event's metadata gets `correlation_id` (fresh unless given),
-    `causation_id` (the command's id) and `command` (its name), on top of
-    `metadata`; events of a type with upcasters are stamped with its current schema."""
+    Every event's metadata gets `correlation_id` (fresh unless given, here or in
+    `metadata`), `causation_id` (the command's id, likewise) and `command` (its
+    name), on top of `metadata`; events of a type with upcasters are stamped with
+    its current schema. Executed reports the ids the events carry."""
     upcasters = upcasters or Upcasters()
     replayer = Replayer(store, aggregate, upcasters=upcasters, snapshots=snapshots)
-    command_id = command_id or uuid7()
-    correlation_id = correlation_id or uuid7()
+    command_id = _id("command id", command_id, "causation_id", metadata)
+    correlation_id = _id("correlation id", correlation_id, "correlation_id", metadata)
     args = {} if args is None else args
     for attempt in range(1, retries + 2):
         loaded = _load(replayer, stream)
@@ -87,6 +88,18 @@ def execute(
         executed.version, executed.state = loaded.version, loaded.state
         return executed
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _id(what: str, given: str | None, key: str, metadata: dict[str, Any] | None) -> str:
+    """An id given as an argument or in the metadata (not both, unless equal), else a fresh one."""
+    in_metadata = (metadata or {}).get(key)
+    if in_metadata is not None and not isinstance(in_metadata, str):
+        raise InvalidInput(f"metadata {key} must be a string, got {shown(in_metadata)}")
+    if given is not None and in_metadata is not None and given != in_metadata:
+        raise InvalidInput(f"two {what}s: {given!r}, and {in_metadata!r} in metadata {key}")
+    if given is not None:
+        return given
+    return in_metadata if in_metadata is not None else uuid7()
 
 
 def _load(replayer: Replayer, stream: str) -> Replayed:

@@ -9,7 +9,7 @@ path for `_slow`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -284,8 +284,11 @@ class Replayer:
         to_version: int | None = None,
         as_of: str | None = None,
         until_type: str | None = None,
+        note: Callable[[str], None] | None = None,
     ) -> int:
-        return resolve_target(self.store, stream, to_version=to_version, as_of=as_of, until_type=until_type)
+        return resolve_target(
+            self.store, stream, to_version=to_version, as_of=as_of, until_type=until_type, note=note
+        )
 
     def replay(self, stream: str, target: int | None = None) -> Replayed:
         """The state at version `target` (default: the head), from the newest valid

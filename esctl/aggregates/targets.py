@@ -6,6 +6,8 @@ replay stops at the lowest of them, or at the head. 0 means "before any event"."
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from esctl.errors import NotFound
 from esctl.events import parse_timestamp
 from esctl.store import EventStore
@@ -31,7 +33,10 @@ def resolve_target(
     to_version: int | None = None,
     as_of: str | None = None,
     until_type: str | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> int:
+    """The version to replay to. `note` hears about a limit that did not apply
+    (an --until-type the stream never has)."""
     head = stream_head(store, stream)
     target = head if to_version is None else check_version(stream, to_version, head)
     if as_of is not None:
@@ -50,6 +55,8 @@ def resolve_target(
         )
         if first is not None:
             target = min(target, first - 1)
+        elif note is not None:
+            note(f"{stream} has no {until_type} event: --until-type does not stop the replay")
     return target
 
 

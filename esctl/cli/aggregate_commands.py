@@ -32,10 +32,12 @@ def _replayer(
     ctx: typer.Context, store: EventStore, stream: str, *, strict: bool = False, snapshots: bool = True
 ) -> Replayer:
     from esctl.aggregates import Replayer, Upcasters, aggregate_for
+    from esctl.aggregates.targets import stream_head
     from esctl.events import category_of
 
     module = load_model(ctx)
     aggregate = aggregate_for(module, stream)
+    stream_head(store, stream)  # a missing stream is the news, not which fold would have read it
     if module is not None and aggregate is None:
         output.note(f"no aggregate for category {category_of(stream)!r} in the model: using the default fold")
     return Replayer(
@@ -93,7 +95,9 @@ def replay(
     out = output_for(ctx, output_format)
     with open_store(ctx) as store:
         replayer = _replayer(ctx, store, stream, strict=strict, snapshots=not no_snapshots)
-        target = replayer.target(stream, to_version=to_version, as_of=as_of, until_type=until_type)
+        target = replayer.target(
+            stream, to_version=to_version, as_of=as_of, until_type=until_type, note=output.note
+        )
         if step:
             _step_through(replayer, stream, target)
         elif steps:
@@ -266,9 +270,6 @@ def snapshot(
     with open_store(ctx) as store:
         replayer = _replayer(ctx, store, stream)
         if list_:
-            from esctl.aggregates.targets import stream_head
-
-            stream_head(store, stream)
             rows = [s.to_dict(replayer.fingerprint) for s in replayer.snapshots.list(stream)]
 
             def show_list(items: Any) -> None:
@@ -301,8 +302,10 @@ def upcast(
 ) -> None:
     """Preview the model's upcasters on stored events of TYPE (--dry-run).
 
-    Upcasters apply when events are read; they never rewrite the store."""
-    from esctl.aggregates import Upcasters, diff, to_plain
+    Upcasters apply when events are read; they never rewrite the store. An event an
+    upcaster fails on is reported on stderr and the preview goes on; exit 2 at the
+    end if any failed."""
+    from esctl.aggregates import ModelError, Upcasters, diff, to_plain
     from esctl.aggregates.upcasting import SCHEMA_KEY
     from esctl.events import check_type
 
@@ -316,13 +319,23 @@ def upcast(
     if event_type not in upcasters.types:
         output.note(f"the model has no upcaster for {event_type!r}: events are read as stored")
     out = output_for(ctx, output_format)
+    failed = seen = 0
     with open_store(ctx) as store:
 
         def rows() -> Any:
+            nonlocal failed, seen
             for e in store.read_all(types=[event_type], limit=limit):
+                seen += 1
                 before = to_plain(e.data)
-                data, metadata = upcasters.upcast(e.type, e.data, e.metadata, f"{e.stream} v{e.version}: ")
-                after = to_plain(data)
+                try:
+                    data, metadata = upcasters.upcast(
+                        e.type, e.data, e.metadata, f"{e.stream} v{e.version}: "
+                    )
+                    after = to_plain(data)
+                except ModelError as exc:  # a dry run lists every failure, then fails
+                    failed += 1
+                    output.error(str(exc))
+                    continue
                 yield {
                     "stream": e.stream,
                     "version": e.version,
@@ -341,6 +354,8 @@ def upcast(
             render.upcast_preview(items, f"upcast {event_type} (dry run: nothing is written)")
 
         out.records(rows(), show)
+    if failed:
+        raise ModelError(f"{failed} of {seen} {event_type} events could not be upcast")
 
 
 # --- the interactive step-through ------------------------------------------------

@@ -583,3 +583,72 @@ def test_a_handler_that_raises_during_replay_names_the_line_that_raised(cli, ord
         f"esctl: error: {path}, line {_line(path, MISSING)}: Order.shipped raised"
         " KeyError: 'missing' at order-1 v3 (OrderShipped)\n"
     )
+
+
+# --- smaller review findings ---------------------------------------------------------------
+
+
+def test_until_type_that_never_occurs_says_so(cli, orders_db):
+    result = cli(*MODEL, "replay", "order-1", "--until-type", "OrderCancelled")
+    assert result.exit_code == 0
+    assert orjson.loads(result.stdout)["version"] == 3
+    assert (
+        result.stderr == "esctl: order-1 has no OrderCancelled event: --until-type does not stop the replay\n"
+    )
+    found = cli(*MODEL, "replay", "order-1", "--until-type", "OrderShipped")
+    assert found.stderr == ""
+
+
+@pytest.mark.parametrize(
+    "command", [["replay"], ["versions"], ["snapshot"], ["diff", "0", "1"], ["replay", "--steps"]]
+)
+def test_a_missing_stream_is_not_found_before_any_note_about_the_fold(cli, orders_db, write_model, command):
+    path = write_model("x = 1\n", "no_aggregates")
+    name, *rest = command
+    result = cli("--model", str(path), name, "thing-9", *rest)
+    assert result.exit_code == 4
+    assert result.stderr == "esctl: error: stream 'thing-9' not found\n"
+
+
+def test_a_schema_newer_than_the_model_is_refused(cli, orders_db):
+    cli(
+        "append",
+        "order-7",
+        "OrderCreated",
+        '{"customer_id": "c", "lines": []}',
+        "--metadata",
+        '{"schema": 3}',
+    )
+    result = cli(*MODEL, "replay", "order-7")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert "order-7 v1: OrderCreated is stored in schema 3, newer than this model reads (2" in result.stderr
+
+
+def test_upcast_dry_run_lists_every_failure_and_fails_at_the_end(cli, orders_db):
+    cli("append", "order-7", "OrderCreated", '{"items": []}')  # schema 1 without "customer"
+    cli("append", "order-8", "OrderCreated", '{"items": []}')
+    result = cli(*MODEL, "upcast", "OrderCreated", "--dry-run")
+    assert result.exit_code == 2
+    assert [(r["stream"], r["to_schema"]) for r in lines(result.stdout)] == [
+        ("order-1", 2),
+        ("order-2", 2),
+        ("order-3", 2),
+    ]
+    errors = result.stderr.splitlines()
+    assert len(errors) == 3
+    assert "order-7 v1: upcaster" in errors[0] and "raised KeyError: 'customer'" in errors[0]
+    assert "order-8 v1: upcaster" in errors[1]
+    assert errors[2] == "esctl: error: 2 of 5 OrderCreated events could not be upcast"
+
+
+def test_exec_refuses_two_different_correlation_ids(cli, orders_db):
+    args = '{"customer_id": "c", "lines": [{"product_id": "p", "quantity": 1, "price": "1"}]}'
+    both = ["--correlation-id", "y", "-m", '{"correlation_id": "x"}']
+    result = cli(*MODEL, "exec", "order-7", "create", args, *both)
+    assert result.exit_code == 2
+    assert result.stderr == "esctl: error: two correlation ids: 'y', and 'x' in metadata correlation_id\n"
+    assert count_events(orders_db) == 7
+    one = cli(*MODEL, "exec", "order-7", "create", args, "-m", '{"correlation_id": "x"}')
+    assert one.exit_code == 0, one.stderr
+    assert lines(one.stdout)[0]["metadata"]["correlation_id"] == "x"

@@ -151,3 +151,33 @@ def test_writers_racing_in_separate_processes_lose_no_command(db):
     # Each command saw every earlier one: the state it decided on was never stale.
     assert [e.data["seen"] for e in events] == list(range(100))
     assert sum(attempts) > 100  # the processes did collide, and retried
+
+
+def test_ids_given_in_the_metadata_are_the_ones_reported(rw_store, db):
+    executed = execute(
+        rw_store,
+        "counter-1",
+        racing_counter(db, 0),
+        "add",
+        {},
+        metadata={"correlation_id": "corr-x", "causation_id": "cmd-x"},
+    )
+    meta = executed.events[0].metadata
+    assert (meta["correlation_id"], meta["causation_id"]) == ("corr-x", "cmd-x")
+    assert (executed.correlation_id, executed.command_id) == ("corr-x", "cmd-x")
+
+
+def test_two_different_correlation_ids_are_refused(rw_store, db):
+    from esctl.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="two correlation ids: 'a', and 'b' in metadata correlation_id"):
+        execute(
+            rw_store,
+            "counter-1",
+            racing_counter(db, 0),
+            "add",
+            {},
+            correlation_id="a",
+            metadata={"correlation_id": "b"},
+        )
+    assert rw_store.stream_version("counter-1") == 0
