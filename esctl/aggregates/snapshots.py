@@ -3,19 +3,28 @@
 They live in a table of their own, `esctl_snapshots`, in the store file (never in
 the events table), created on the first write. Each row records the stream, the
 version the state reflects, the aggregate and a fingerprint of its code; a
-snapshot whose fingerprint differs from the code's is ignored, and pruned when the
-same aggregate next writes one. Reading never creates the table."""
+snapshot whose fingerprint differs from the code's is ignored. Reading never
+creates the table, and never deletes.
+
+Snapshots are kept per fingerprint: two deployments running different code
+against one store (a rolling upgrade, a batch job on last month's release) each
+keep theirs. Other code's snapshots of a stream are pruned only when a snapshot is
+written and that code has written none of the stream for STALE_AFTER: code that
+still runs keeps refreshing them; code that is gone stops, and its rows go."""
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from esctl.errors import StoreError
 from esctl.events import utc_now
+from esctl.transaction import immediate
 
 TABLE = "esctl_snapshots"
+STALE_AFTER = 7 * 24 * 3600  # seconds without a new snapshot by some code before its rows go
 
 DDL = f"""
 CREATE TABLE IF NOT EXISTS {TABLE} (
@@ -88,27 +97,23 @@ class Snapshots:
 
     def save(self, stream: str, version: int, aggregate: str, fingerprint: str, state: str) -> Snapshot:
         """Write a snapshot (replacing one by the same code at the same version) and
-        drop this aggregate's snapshots of the stream made by other code."""
+        prune the stream's snapshots by code that has written none for STALE_AFTER."""
         snapshot = Snapshot(stream, version, aggregate, fingerprint, state, utc_now())
-        conn = self.conn
+        cutoff = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - STALE_AFTER))
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(self.conn) as conn:
                 conn.execute(DDL)
                 conn.execute(
-                    f"DELETE FROM {TABLE} WHERE stream = ? AND aggregate = ? AND fingerprint <> ?",
-                    (stream, aggregate, fingerprint),
+                    f"DELETE FROM {TABLE} WHERE stream = ? AND fingerprint IN ("
+                    f" SELECT fingerprint FROM {TABLE} WHERE stream = ? AND fingerprint <> ?"
+                    " GROUP BY fingerprint HAVING max(created_at) < ?)",
+                    (stream, stream, fingerprint, cutoff),
                 )
                 conn.execute(
                     f"INSERT OR REPLACE INTO {TABLE}"
                     " (stream, fingerprint, version, aggregate, state, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                     (stream, fingerprint, version, aggregate, state, snapshot.created_at),
                 )
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write a snapshot of {stream!r}: {exc}") from None
         return snapshot

@@ -360,11 +360,36 @@ def upcast(
 
 # --- the interactive step-through ------------------------------------------------
 
-_NEXT = {b" ", b"\r", b"\n", b"n", b"j", b"l", b"\x1b[C", b"\x1b[B"}
-_BACK = {b"b", b"p", b"k", b"h", b"\x1b[D", b"\x1b[A"}
-_QUIT = {b"q", b"Q", b"\x1b", b"\x03", b"\x04"}
-_FIRST = {b"g", b"\x1b[H"}
-_LAST = {b"G", b"\x1b[F"}
+_NEXT = {b" ", b"\r", b"\n", b"n", b"j", b"l", b"\x1b[C", b"\x1b[B", b"\x1bOC", b"\x1bOB"}
+_BACK = {b"b", b"p", b"k", b"h", b"\x1b[D", b"\x1b[A", b"\x1bOD", b"\x1bOA"}
+_QUIT = {b"q", b"Q", b"\x1b", b"\x04"}  # Ctrl-C arrives as KeyboardInterrupt (ISIG stays on)
+_FIRST = {b"g", b"\x1b[H", b"\x1bOH"}
+_LAST = {b"G", b"\x1b[F", b"\x1bOF"}
+
+
+def _keys(buffer: bytes) -> list[bytes]:
+    """Split what one read returned into key presses: keys held down or pasted
+    arrive together ("nn", two arrows). An escape sequence is one key: ESC [ params
+    final (CSI), ESC O x (SS3); a lone ESC is the Escape key."""
+    keys = []
+    i = 0
+    while i < len(buffer):
+        if buffer[i] != 0x1B or i + 1 == len(buffer):
+            keys.append(buffer[i : i + 1])
+            i += 1
+        elif buffer[i + 1] == ord("["):
+            end = i + 2
+            while end < len(buffer) and not 0x40 <= buffer[end] <= 0x7E:  # parameter bytes
+                end += 1
+            keys.append(buffer[i : end + 1])
+            i = end + 1
+        elif buffer[i + 1] == ord("O") and i + 2 < len(buffer):
+            keys.append(buffer[i : i + 3])
+            i += 3
+        else:  # ESC then another key: Escape, then that key
+            keys.append(buffer[i : i + 1])
+            i += 1
+    return keys
 
 
 def _step_through(replayer: Replayer, stream: str, target: int) -> None:
@@ -386,18 +411,19 @@ def _step_through(replayer: Replayer, stream: str, target: int) -> None:
         while True:
             shown = taken[index - 1] if index else None
             render.step_screen(stream, replayer.name, index, target, shown, shown.state if shown else initial)
-            key = os.read(fd, 8)
-            if key in _QUIT:
+            keys = _keys(os.read(fd, 64))
+            if not keys or any(key in _QUIT for key in keys):  # b"": stdin closed
                 break
-            if key in _NEXT or key in _LAST:
-                goal = target if key in _LAST else index + 1
-                while len(taken) < min(goal, target):
-                    taken.append(next(steps))
-                index = min(goal, target)
-            elif key in _BACK:
-                index = max(0, index - 1)
-            elif key in _FIRST:
-                index = 0
+            for key in keys:
+                if key in _NEXT or key in _LAST:
+                    goal = target if key in _LAST else index + 1
+                    while len(taken) < min(goal, target):
+                        taken.append(next(steps))
+                    index = min(goal, target)
+                elif key in _BACK:
+                    index = max(0, index - 1)
+                elif key in _FIRST:
+                    index = 0
     finally:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
         steps.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -349,3 +350,38 @@ def test_the_narrow_and_the_whole_row_paths_agree(rw_store):
         assert narrow.skipped == whole.skipped
     assert narrow.replay("ledger-1").position == 3
     assert narrow.replay("ledger-1").recorded_at is not None
+
+
+def test_two_codes_keep_their_own_snapshots_until_one_goes_quiet(rw_store):
+    """Two deployments (different code) against one store must not delete each
+    other's snapshots; code that has written none for STALE_AFTER is pruned."""
+    from esctl.aggregates.snapshots import STALE_AFTER
+
+    append(rw_store, "ledger-1", *[("Deposited", {"amount": "1"})] * 3)
+
+    class Ledger2(Ledger):
+        @evolve("Withdrawn")
+        def withdrawn_twice(state, data):
+            state.balance -= 2 * Decimal(data["amount"])
+            return state
+
+    old, new = Replayer(rw_store, Ledger), Replayer(rw_store, Ledger2)
+    old.snapshot("ledger-1", 2)
+    new.snapshot("ledger-1", 3)
+    old.snapshot("ledger-1", 3)
+    assert old.replay("ledger-1").from_snapshot == 3
+    assert new.replay("ledger-1").from_snapshot == 3
+    listed = {(s.fingerprint, s.version) for s in old.snapshots.list("ledger-1")}
+    assert listed == {(old.fingerprint, 2), (old.fingerprint, 3), (new.fingerprint, 3)}
+
+    # The old code goes quiet: its newest snapshot is older than STALE_AFTER.
+    long_ago = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(time.time() - STALE_AFTER - 60))
+    rw_store.conn.execute(
+        f"UPDATE {TABLE} SET created_at = ? WHERE fingerprint = ?", (long_ago, old.fingerprint)
+    )
+    assert len(old.snapshots.list("ledger-1")) == 3  # reading deletes nothing
+    new.snapshot("ledger-1", 2)
+    assert {(s.fingerprint, s.version) for s in old.snapshots.list("ledger-1")} == {
+        (new.fingerprint, 2),
+        (new.fingerprint, 3),
+    }

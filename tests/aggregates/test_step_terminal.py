@@ -61,3 +61,35 @@ def test_step_through_restores_the_terminal_on_ctrl_c(session):
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 130
+
+
+@pytest.mark.skipif(ESCTL is None, reason="the esctl script is not installed beside this Python")
+def test_keys_that_arrive_together_each_count(session):
+    child = session
+    child.expect("step 0/3")
+    child.send("nn")  # one write: a held key, or tmux send-keys -l nn
+    child.expect("step 2/3")
+    child.send("\x1b[D\x1b[D\x1b[C")  # left, left, right: arrows in one read
+    child.expect("step 1/3")
+    child.send("q")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+@pytest.mark.parametrize(
+    ("buffer", "keys"),
+    [
+        (b"n", [b"n"]),
+        (b"nn", [b"n", b"n"]),
+        (b"\x1b[C\x1b[D", [b"\x1b[C", b"\x1b[D"]),
+        (b"\x1bOCn", [b"\x1bOC", b"n"]),
+        (b"\x1b", [b"\x1b"]),
+        (b"\x1bq", [b"\x1b", b"q"]),
+        (b"\x1b[1;5C ", [b"\x1b[1;5C", b" "]),
+    ],
+)
+def test_a_read_is_split_into_keys(buffer, keys):
+    from esctl.cli.aggregate_commands import _keys
+
+    assert _keys(buffer) == keys
