@@ -19,7 +19,7 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 from esctl.errors import InvalidInput
-from esctl.usercode import where
+from esctl.usercode import shown_path, where
 
 T = TypeVar("T")
 
@@ -74,7 +74,7 @@ def load_model(spec: str) -> ModuleType:
         raise InvalidInput(f"model {spec}: {located}{exc}") from None
     except SyntaxError as exc:
         raise InvalidInput(
-            f"model {spec}: {exc.filename}, line {exc.lineno}: SyntaxError: {exc.msg}"
+            f"model {spec}: {shown_path(exc.filename or spec)}, line {exc.lineno}: SyntaxError: {exc.msg}"
         ) from None
     except ModuleNotFoundError as exc:
         if exc.name == spec or (exc.name and spec.startswith(exc.name + ".")):

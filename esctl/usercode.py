@@ -39,4 +39,13 @@ def user_frame(exc: BaseException) -> traceback.FrameSummary | None:
 def where(exc: BaseException) -> str:
     """'FILE, line N: ' for the user's line that raised, or '' when there is none."""
     frame = user_frame(exc)
-    return f"{frame.filename}, line {frame.lineno}: " if frame else ""
+    return f"{shown_path(frame.filename)}, line {frame.lineno}: " if frame else ""
+
+
+def shown_path(path: str) -> str:
+    """A path as messages show it: relative to the current directory when inside it."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return path
+    return path if relative.startswith(os.pardir) else relative

@@ -32,7 +32,7 @@ from typing import Any, ClassVar, NamedTuple
 from esctl.aggregates.errors import ModelError
 from esctl.errors import EsctlError, InvalidInput
 from esctl.events import RecordedEvent, check_object, check_type
-from esctl.usercode import where
+from esctl.usercode import shown_path, where
 
 WILDCARD = "*"
 _RESERVED = ("initial_state", "fold", "decide")
@@ -197,7 +197,7 @@ def apply(handler: Handler, state: Any, data: dict[str, Any], event: Any, at: st
 def defined_at(fn: Any) -> str:
     """'FILE, line N: ' of a function's definition, or ''."""
     code = getattr(fn, "__code__", None)
-    return f"{code.co_filename}, line {code.co_firstlineno}: " if code else ""
+    return f"{shown_path(code.co_filename)}, line {code.co_firstlineno}: " if code else ""
 
 
 def class_defined_at(cls: type) -> str:

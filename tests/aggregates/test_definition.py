@@ -10,6 +10,7 @@ import pytest
 from esctl import codec
 from esctl.aggregates import Aggregate, CommandContext, CommandRejected, Emitted, ModelError, command, evolve
 from esctl.aggregates.definition import spec_of
+from esctl.usercode import shown_path
 
 CREATE = {
     "customer_id": "c-1",
@@ -281,7 +282,7 @@ def test_two_handlers_for_one_type_are_refused():
 
 # --- a handler's mistake names the user's line ----------------------------------------------
 
-HERE = __file__
+HERE = shown_path(__file__)  # messages show paths relative to the current directory
 
 
 def _line_of(fn, text: str) -> int:
