@@ -209,6 +209,8 @@ def main() -> None:
     parser.add_argument("--dir", default=None, help="Where to build the stores (default: a temp dir).")
     args = parser.parse_args()
     p = projection()
+    if args.dir:
+        os.makedirs(args.dir, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="esctl-bench-") as tmp:
         big, small = os.path.join(tmp, "big.db"), os.path.join(tmp, "small.db")
         model = os.path.join(tmp, "bench_model.py")

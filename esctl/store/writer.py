@@ -19,7 +19,7 @@ import orjson
 
 from esctl import codec
 from esctl.errors import DuplicateEventId, InvalidInput, StoreError, WrongExpectedVersion
-from esctl.events import MAX_EVENT_BYTES, NewEvent, RecordedEvent, utc_now, validate, version_matches
+from esctl.events import ANY, MAX_EVENT_BYTES, NewEvent, RecordedEvent, utc_now, validate, version_matches
 from esctl.ids import uuid7
 
 # One column order for every row esctl reads or writes: the envelope's.
@@ -120,7 +120,7 @@ class Writer:
             current = versions.get(stream)
             if current is None:
                 current = self.version(stream)
-            if not version_matches(event.expected_version, current):
+            if event.expected_version is not ANY and not version_matches(event.expected_version, current):
                 if event.id is not None:
                     versions.update(touched)
                     return None  # perhaps a stored duplicate: the careful path judges it
@@ -160,10 +160,19 @@ class Writer:
         return decode(row) if row else None
 
 
+_DUMPS_OPTION = orjson.OPT_NON_STR_KEYS
+
+
 def _row(where: str, event: NewEvent, position: int, version: int, now: str) -> Row:
+    # orjson.dumps directly (codec's default and option), not codec.dumps: this runs
+    # once per event of an import.
     try:
-        data = codec.dumps(event.data)
-        metadata = codec.dumps(event.metadata)
+        data = orjson.dumps(event.data, default=codec.default, option=_DUMPS_OPTION)
+        metadata = (
+            orjson.dumps(event.metadata, default=codec.default, option=_DUMPS_OPTION)
+            if event.metadata
+            else b"{}"
+        )
     except TypeError as exc:  # e.g. an integer beyond 64 bits, or an object JSON cannot hold
         raise InvalidInput(f"{where}event data cannot be stored as JSON: {exc}") from None
     if len(data) + len(metadata) > MAX_EVENT_BYTES:
