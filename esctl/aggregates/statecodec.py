@@ -28,7 +28,7 @@ from esctl.aggregates.errors import ModelError
 
 
 def dumps(state: Any) -> str:
-    return codec.dumps(encode(state)).decode()
+    return codec.dumps_text(encode(state))
 
 
 def loads(text: str) -> Any:

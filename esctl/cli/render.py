@@ -50,7 +50,7 @@ def err_console() -> Console:
 
 
 def compact(value: Any, width: int = 60) -> str:
-    text = codec.dumps(value).decode() if not isinstance(value, str) else value
+    text = codec.dumps_text(value) if not isinstance(value, str) else value
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -211,7 +211,7 @@ def json_text(value: Any) -> Text:
 
 
 def _value(value: Any, style: str = "", width: int = 60) -> Text:
-    return Text(compact(codec.dumps(value).decode(), width), style=style)
+    return Text(compact(codec.dumps_text(value), width), style=style)
 
 
 def aggregate_state(doc: dict[str, Any], subtitle: str) -> None:

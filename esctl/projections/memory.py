@@ -28,8 +28,8 @@ def run_in_memory(projection: Projection, events: Iterable[RecordedEvent]) -> di
                 e.version,
                 e.position,
                 e.type,
-                codec.dumps(e.data).decode(),
-                codec.dumps(e.metadata).decode(),
+                codec.dumps_text(e.data),
+                codec.dumps_text(e.metadata),
                 e.id,
                 e.recorded_at,
             )

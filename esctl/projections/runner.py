@@ -175,7 +175,7 @@ def record_failure(conn: sqlite3.Connection, name: str, checkpoint: int, failure
     with immediate(conn):
         conn.execute(
             f"UPDATE {catalog.CATALOG} SET failure = ? WHERE name = ? AND checkpoint = ?",
-            (codec.dumps(failure).decode(), name, checkpoint),
+            (codec.dumps_text(failure), name, checkpoint),
         )
 
 

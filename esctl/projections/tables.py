@@ -305,7 +305,7 @@ def _convert(value: Any) -> Any:
     if type(value) in _PLAIN or isinstance(value, (bool, int, float, str, bytes)):
         return value
     if isinstance(value, (dict, list, tuple)):
-        return codec.dumps(value).decode()
+        return codec.dumps_text(value)
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
