@@ -7,6 +7,7 @@ import os
 import sqlite3
 
 from esctl.errors import NotFound, StoreError
+from esctl.transaction import immediate
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x45534354  # "ESCT": marks the file as an esctl store
@@ -127,8 +128,7 @@ def _check_identity(conn: sqlite3.Connection, path: str, create: bool) -> None:
 def _create(conn: sqlite3.Connection, path: str) -> bool:
     # WAL lets readers run beside the single writer; it persists in the file.
     conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate(conn):
         # Another process may have created the store while we waited for the lock.
         created = conn.execute("PRAGMA application_id").fetchone()[0] == 0
         if created:
@@ -145,10 +145,6 @@ def _create(conn: sqlite3.Connection, path: str) -> bool:
             )
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return created
 
 
