@@ -197,7 +197,7 @@ def decode(row: Row) -> RecordedEvent:
 
 def _canonical(value: object) -> bytes:
     # Type-strict: true is not 1, and 1.0 is not 1; key order does not matter.
-    return orjson.dumps(value, default=codec.default, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    return codec.dumps(value, sort_keys=True)
 
 
 def _same(stored: RecordedEvent, event: NewEvent) -> bool:
