@@ -11,7 +11,7 @@ from typing import Any
 
 from esctl import codec
 from esctl.errors import EsctlError
-from esctl.events import RecordedEvent
+from esctl.events import ENVELOPE_KEYS, RecordedEvent
 from esctl.projections.catalog import Guard
 from esctl.projections.definition import Projection
 from esctl.projections.tables import Tables
@@ -22,9 +22,8 @@ def _envelope_factory() -> Callable[..., RecordedEvent]:
     """RecordedEvent(...) for a million events: a frozen dataclass's __init__ sets each
     field through object.__setattr__ (~1 us an event); setting the slots directly
     builds the same object in half the time."""
-    fields = ("stream", "version", "position", "type", "data", "metadata", "id", "recorded_at")
     try:
-        s0, s1, s2, s3, s4, s5, s6, s7 = (RecordedEvent.__dict__[f].__set__ for f in fields)
+        s0, s1, s2, s3, s4, s5, s6, s7 = (RecordedEvent.__dict__[f].__set__ for f in ENVELOPE_KEYS)
     except (KeyError, AttributeError):  # not a slots class any more: the plain way
         return RecordedEvent
 
