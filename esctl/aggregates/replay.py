@@ -31,7 +31,7 @@ from esctl.aggregates.definition import (
 from esctl.aggregates.errors import ModelError, UnknownEventType
 from esctl.aggregates.plain import to_plain
 from esctl.aggregates.snapshots import Snapshot, Snapshots
-from esctl.aggregates.targets import check_version, resolve_target, stream_head
+from esctl.aggregates.targets import check_version, resolve_target, stream_head, version_or_head
 from esctl.aggregates.upcasting import Upcasters
 from esctl.errors import EsctlError
 from esctl.events import RecordedEvent
@@ -293,8 +293,7 @@ class Replayer:
     def replay(self, stream: str, target: int | None = None) -> Replayed:
         """The state at version `target` (default: the head), from the newest valid
         snapshot at or below it when snapshots are on."""
-        head = stream_head(self.store, stream)
-        target = head if target is None else check_version(stream, target, head)
+        target = version_or_head(self.store, stream, target)
         self.folder.skipped.clear()
         state, start = self._start(stream, target)
         result = Replayed(
@@ -391,8 +390,7 @@ class Replayer:
         each event. The default fold knows what an event changes from its data
         alone (a merge patch), so there the cost per event follows the event, not
         the state (and without states, nothing is copied)."""
-        head = stream_head(self.store, stream)
-        target = head if target is None else check_version(stream, target, head)
+        target = version_or_head(self.store, stream, target)
         self.folder.skipped.clear()
         state = self.spec.initial_state()
         if target == 0:

@@ -26,6 +26,12 @@ def check_version(stream: str, version: int, head: int) -> int:
     return version
 
 
+def version_or_head(store: EventStore, stream: str, version: int | None) -> int:
+    """`version` if the stream has it, the stream's head if None; NotFound otherwise."""
+    head = stream_head(store, stream)
+    return head if version is None else check_version(stream, version, head)
+
+
 def resolve_target(
     store: EventStore,
     stream: str,
@@ -37,8 +43,7 @@ def resolve_target(
 ) -> int:
     """The version to replay to. `note` hears about a limit that did not apply
     (an --until-type the stream never has)."""
-    head = stream_head(store, stream)
-    target = head if to_version is None else check_version(stream, to_version, head)
+    target = version_or_head(store, stream, to_version)
     if as_of is not None:
         # Versions form a prefix: stop before the first event recorded after the instant.
         after = _first_version(
