@@ -39,6 +39,10 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
 """
 
 
+# The table's columns in Snapshot's field order.
+_COLUMNS = "stream, version, aggregate, fingerprint, state, created_at"
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     stream: str
@@ -79,7 +83,7 @@ class Snapshots:
         if max_version < 1 or not self._exists():
             return None
         row = self.conn.execute(
-            f"SELECT stream, version, aggregate, fingerprint, state, created_at FROM {TABLE}"
+            f"SELECT {_COLUMNS} FROM {TABLE}"
             " WHERE stream = ? AND fingerprint = ? AND version <= ? ORDER BY version DESC LIMIT 1",
             (stream, fingerprint, max_version),
         ).fetchone()
@@ -89,8 +93,7 @@ class Snapshots:
         if not self._exists():
             return []
         rows = self.conn.execute(
-            f"SELECT stream, version, aggregate, fingerprint, state, created_at FROM {TABLE}"
-            " WHERE stream = ? ORDER BY version, fingerprint",
+            f"SELECT {_COLUMNS} FROM {TABLE} WHERE stream = ? ORDER BY version, fingerprint",
             (stream,),
         )
         return [Snapshot(*row) for row in rows]

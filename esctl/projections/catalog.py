@@ -39,6 +39,10 @@ CREATE TABLE IF NOT EXISTS {CATALOG} (
 """
 
 
+# The catalog's columns in Record's field order.
+_COLUMNS = "name, checkpoint, fingerprint, tables, generation, failure, built_at, updated_at"
+
+
 @dataclass
 class Record:
     """A projection's row in the catalog."""
@@ -174,20 +178,14 @@ def catalog_exists(conn: sqlite3.Connection) -> bool:
 def records(conn: sqlite3.Connection) -> dict[str, Record]:
     if not catalog_exists(conn):
         return {}
-    rows = conn.execute(
-        f"SELECT name, checkpoint, fingerprint, tables, generation, failure, built_at, updated_at FROM {CATALOG}"
-    ).fetchall()
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM {CATALOG}").fetchall()
     return {row[0]: _record(row) for row in rows}
 
 
 def record(conn: sqlite3.Connection, name: str) -> Record | None:
     if not catalog_exists(conn):
         return None
-    row = conn.execute(
-        f"SELECT name, checkpoint, fingerprint, tables, generation, failure, built_at, updated_at"
-        f" FROM {CATALOG} WHERE name = ?",
-        (name,),
-    ).fetchone()
+    row = conn.execute(f"SELECT {_COLUMNS} FROM {CATALOG} WHERE name = ?", (name,)).fetchone()
     return _record(row) if row else None
 
 
@@ -209,9 +207,7 @@ def save(conn: sqlite3.Connection, rec: Record) -> None:
     """Insert or replace the record (inside the caller's transaction)."""
     now = utc_now()
     conn.execute(
-        f"INSERT OR REPLACE INTO {CATALOG}"
-        " (name, checkpoint, fingerprint, tables, generation, failure, built_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT OR REPLACE INTO {CATALOG} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
             rec.name,
             rec.checkpoint,
