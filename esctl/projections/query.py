@@ -49,12 +49,17 @@ def _value(text: str) -> Any:
     return text
 
 
+def read_only_uri(path: str) -> str:
+    """An SQLite URI that opens the file read-only."""
+    return pathlib.Path(path).absolute().as_uri() + "?mode=ro"
+
+
 def run_query(path: str, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
     if _NOTHING.fullmatch(sql):
         raise InvalidInput("query: no SQL statement given")
     if not os.path.exists(path) or os.path.getsize(path) == 0:
         raise NotFound(f"no read-model database at {path}")
-    conn = sqlite3.connect(pathlib.Path(path).absolute().as_uri() + "?mode=ro", uri=True)
+    conn = sqlite3.connect(read_only_uri(path), uri=True)
     refused: list[str] = []
     try:
         conn.execute("PRAGMA query_only = ON")

@@ -23,6 +23,7 @@ from esctl.errors import NotFound, StoreError
 from esctl.projections import catalog
 from esctl.projections.apply import ProjectionFailed
 from esctl.projections.definition import Projection, quote
+from esctl.projections.query import read_only_uri
 from esctl.projections.runner import catch_up
 from esctl.store import EventStore
 
@@ -100,9 +101,8 @@ def verify(
 
 
 def _live_checkpoint(read_path: str, name: str) -> int:
-    uri = pathlib.Path(read_path).absolute().as_uri() + "?mode=ro"
     try:
-        conn = sqlite3.connect(uri, uri=True)
+        conn = sqlite3.connect(read_only_uri(read_path), uri=True)
         try:
             rec = catalog.record(conn, name)
         finally:
@@ -131,7 +131,7 @@ def _compare(
 ) -> VerifyReport | None:
     conn = sqlite3.connect(pathlib.Path(paths[0]).as_uri(), uri=True, isolation_level=None)
     try:
-        conn.execute("ATTACH DATABASE ? AS live", (pathlib.Path(read_path).absolute().as_uri() + "?mode=ro",))
+        conn.execute("ATTACH DATABASE ? AS live", (read_only_uri(read_path),))
         conn.execute("ATTACH DATABASE ? AS again", (pathlib.Path(paths[1]).as_uri(),))
         conn.execute("BEGIN")  # one snapshot of the live tables and their checkpoint
         row = conn.execute(
