@@ -37,9 +37,9 @@ from esctl.errors import EsctlError
 from esctl.events import RecordedEvent
 from esctl.fingerprint import fingerprint
 from esctl.store import EventStore
+from esctl.store.writer import Row  # what read_stream(raw=True) yields
 from esctl.usercode import where
 
-Row = tuple[str, int, int, str, str, str, str, str]  # read_stream(raw=True)
 SNAPSHOT_FORMAT = "esctl-snapshot-1"  # part of the fingerprint: bump when the snapshot encoding changes
 
 
