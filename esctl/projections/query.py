@@ -44,8 +44,7 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
 
 def _value(text: str) -> Any:
     if _NUMBER.fullmatch(text):
-        number = float(text) if any(c in text for c in ".eE") else int(text)
-        return number
+        return float(text) if any(c in text for c in ".eE") else int(text)
     return text
 
 

@@ -137,8 +137,9 @@ def _swap(
             conn.execute(f"ALTER TABLE {quote(shadow)} RENAME TO {quote(name)}")
     finally:
         conn.execute("PRAGMA legacy_alter_table = OFF")
-    record = catalog.Record(projection.name, checkpoint, projection.fingerprint, list(projection.tables))
-    record.generation = generation
+    record = catalog.Record(
+        projection.name, checkpoint, projection.fingerprint, list(projection.tables), generation
+    )
     catalog.save(conn, record)
 
 
