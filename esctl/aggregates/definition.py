@@ -203,9 +203,11 @@ def defined_at(fn: Any) -> str:
 def class_defined_at(cls: type) -> str:
     """'FILE, line N: ' of a class statement, or ''. Reads the source: for errors only."""
     try:
-        return f"{inspect.getsourcefile(cls)}, line {inspect.getsourcelines(cls)[1]}: "
+        path = inspect.getsourcefile(cls)
+        line = inspect.getsourcelines(cls)[1]
     except (OSError, TypeError):
         return ""
+    return f"{shown_path(path)}, line {line}: " if path else ""
 
 
 def event_at(stream: str, version: int, event_type: str) -> str:

@@ -9,7 +9,7 @@ import pytest
 
 from esctl import codec
 from esctl.aggregates import Aggregate, CommandContext, CommandRejected, Emitted, ModelError, command, evolve
-from esctl.aggregates.definition import spec_of
+from esctl.aggregates.definition import class_defined_at, spec_of
 from esctl.usercode import shown_path
 
 CREATE = {
@@ -371,3 +371,11 @@ def test_an_evolve_handler_that_raises_names_the_line_that_raised():
     message = str(caught.value)
     assert message.startswith(f"{HERE}, line {line}: ")
     assert message.endswith("Fragile.e raised KeyError: 'missing' at event 1")
+
+
+def test_a_class_is_placed_with_the_same_path_as_a_function():
+    class Placed(Aggregate):
+        category = "placed"
+
+    line = _line_of(test_a_class_is_placed_with_the_same_path_as_a_function, "class Placed")
+    assert class_defined_at(Placed) == f"{HERE}, line {line}: "
