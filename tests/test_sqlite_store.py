@@ -109,3 +109,16 @@ def test_the_stream_version_cache_is_only_trimmed_between_chunks(store, monkeypa
     summary = store.import_events(events)
     assert summary.imported == 40
     assert [store.stream_version(f"s-{i}") for i in range(10)] == [4] * 10
+
+
+def test_a_store_held_by_another_writer_is_reported_as_busy(store, db):
+    blocker = sqlite3.connect(db, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process's long import, say
+    store.conn.execute("PRAGMA busy_timeout = 100")
+    try:
+        with pytest.raises(StoreError, match="the store is busy: another writer held it"):
+            store.append("s-1", [NewEvent("s-1", "T")])
+    finally:
+        blocker.execute("ROLLBACK")
+    store.append("s-1", [NewEvent("s-1", "T")])  # and once it is free, writes go through
+    assert store.head_position() == 1
