@@ -122,3 +122,14 @@ def test_a_store_held_by_another_writer_is_reported_as_busy(store, db):
         blocker.execute("ROLLBACK")
     store.append("s-1", [NewEvent("s-1", "T")])  # and once it is free, writes go through
     assert store.head_position() == 1
+
+
+@pytest.mark.parametrize("set_limit", [100_000, 2])
+def test_streams_touched_are_counted_the_same_past_the_in_memory_limit(store, monkeypatch, set_limit):
+    from esctl.store import sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "_MAX_STREAM_SET", set_limit)
+    store.append("x-1", [NewEvent("x-1", "T")])  # before the import: not counted
+    events = [("", NewEvent(f"s-{i % 5}", "T")) for i in range(23)]
+    summary = store.import_events(events, batch_size=4)
+    assert (summary.imported, summary.streams) == (23, 5)
