@@ -12,6 +12,7 @@ from itertools import islice
 from typing import Any
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.panel import Panel
 from rich.progress import (
@@ -70,57 +71,81 @@ def table(
     styles: dict[str, str] | None = None,
     empty: str = "no rows",
 ) -> None:
-    """Draw dict rows (or objects with to_dict) as tables of up to _CHUNK rows each."""
+    """Draw dict rows (or objects with to_dict) as a table, streamed in chunks of
+    _CHUNK rows: one line per row, the look of Rich's SIMPLE_HEAD box.
+
+    The lines are composed here rather than with rich.table.Table, which measured
+    ~1 ms per row (minutes for a large store); this is ~25x faster. Column widths
+    only grow from chunk to chunk, so later rows stay aligned with the header, and
+    JSON columns are cut to the width the other columns leave."""
     out = console()
     styles = styles or {}
     iterator: Iterator[Any] = iter(rows)
+    widths: dict[str, int] = {}
     first = True
     while chunk := list(islice(iterator, _CHUNK)):
         dicts = [r.to_dict() if hasattr(r, "to_dict") else r for r in chunk]
         cols = columns or list(dicts[0].keys())
-        t = Table(
-            box=box.SIMPLE_HEAD,
-            title=title if first else None,
-            show_header=first,
-            title_justify="left",
-            title_style="bold",
-        )
         cells = [[_cell(d.get(c)) for c in cols] for d in dicts]
-        budget = _json_budget(out.width, cols, cells)
-        for col in cols:
-            t.add_column(
-                col,
-                style=styles.get(col),
-                no_wrap=col not in _JSON_COLUMNS,
-                justify="right" if col in _NUMERIC_COLUMNS else "left",
-            )
-        for row in cells:
-            t.add_row(*(_cut(v, budget) if c in _JSON_COLUMNS else v for c, v in zip(cols, row, strict=True)))
-        out.print(t)
+        for i, col in enumerate(cols):
+            if col not in _JSON_COLUMNS:
+                widths[col] = max(widths.get(col, len(col)), *(_width(row[i]) for row in cells))
+        budget = _json_budget(out.width, cols, widths)
+        for i, col in enumerate(cols):
+            if col in _JSON_COLUMNS:
+                widths[col] = min(budget, max(widths.get(col, len(col)), *(_width(row[i]) for row in cells)))
+        lines: list[Text] = []
+        if first:
+            if title:
+                lines.append(Text(title, style="bold"))
+            lines.append(_row_line([Text(c, style="bold") for c in cols], cols, widths, {}))
+            lines.append(Text(" " + "─" * (sum(widths[c] for c in cols) + 3 * len(cols) - 1)))
+        lines.extend(_row_line(row, cols, widths, styles) for row in cells)
+        out.print(Text("\n").join(lines), no_wrap=True, crop=True, overflow="ellipsis")
         first = False
     if first:
         out.print(Text(empty, style="dim"))
 
 
-def _json_budget(width: int, cols: list[str], cells: list[list[Any]]) -> int:
+def _width(value: str | Text) -> int:
+    text = value.plain if isinstance(value, Text) else value
+    return len(text) if text.isascii() else cell_len(text)  # cell_len is slow per character
+
+
+def _fit(value: str | Text, width: int, right: bool, pad: bool) -> str | Text:
+    """A cell cut (with …) or padded to `width` terminal cells."""
+    if isinstance(value, str) and value.isascii():  # the common case, at C speed
+        if len(value) > width:
+            value = value[: width - 1] + "…"
+        return value.rjust(width) if right else value.ljust(width) if pad else value
+    cell = value.copy() if isinstance(value, Text) else Text(value)
+    cell.truncate(width, overflow="ellipsis")
+    if right or pad:
+        cell.align("right" if right else "left", width)
+    return cell
+
+
+def _row_line(row: list[Any], cols: list[str], widths: dict[str, int], styles: dict[str, str]) -> Text:
+    line = Text("  ")
+    last = len(cols) - 1
+    for i, (col, value) in enumerate(zip(cols, row, strict=True)):
+        # No trailing blanks after the last column.
+        cell = _fit(value, widths[col], right=col in _NUMERIC_COLUMNS, pad=i < last)
+        if isinstance(cell, Text):
+            line.append_text(cell)
+        else:
+            line.append(cell, style=styles.get(col))
+        if i < last:
+            line.append("   ")
+    return line
+
+
+def _json_budget(width: int, cols: list[str], widths: dict[str, int]) -> int:
     """Width left for JSON columns once the others show in full: JSON is cut to fit,
     so each row stays one line and ids, names and versions are never folded."""
-    fixed = sum(
-        max(
-            [len(c)]
-            + [Text(row[i]).cell_len if isinstance(row[i], str) else row[i].cell_len for row in cells]
-        )
-        for i, c in enumerate(cols)
-        if c not in _JSON_COLUMNS
-    )
+    fixed = sum(widths[c] for c in cols if c not in _JSON_COLUMNS)
     json_cols = sum(1 for c in cols if c in _JSON_COLUMNS) or 1
-    return max(12, (width - fixed - 3 * len(cols) - 2) // json_cols)
-
-
-def _cut(value: Any, width: int) -> Any:
-    if isinstance(value, str) and len(value) > width:
-        return value[: width - 1] + "…"
-    return value
+    return max(12, (width - fixed - 3 * len(cols) - 1) // json_cols)
 
 
 EVENT_COLUMNS = ["position", "stream", "version", "type", "recorded_at", "data"]
