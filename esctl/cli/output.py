@@ -43,16 +43,15 @@ class Output:
     def is_table(self) -> bool:
         return self.format is OutputFormat.table
 
-    def records(self, items: Iterable[Any], table: Callable[[Iterable[Any]], None]) -> int:
+    def records(self, items: Iterable[Any], table: Callable[[Iterable[Any]], None]) -> None:
         """A list result: NDJSON by default when piped, a JSON array with `json`.
-        Items are dicts or objects with `to_dict()`. Returns how many were written."""
+        Items are dicts or objects with `to_dict()`."""
         if self.is_table:
-            counted = _Counted(items)
-            table(counted)
-            return counted.count
-        if self.format is OutputFormat.json:
-            return write_json_array(_as_dicts(items))
-        return write_ndjson(_as_dicts(items))
+            table(items)
+        elif self.format is OutputFormat.json:
+            write_json_array(_as_dicts(items))
+        else:
+            write_ndjson(_as_dicts(items))
 
     def document(self, doc: Any, table: Callable[[Any], None]) -> None:
         """A single result: one JSON document (pretty-printed when `json` is asked for
@@ -71,36 +70,23 @@ def _as_dicts(items: Iterable[Any]) -> Iterator[Any]:
         yield item.to_dict() if hasattr(item, "to_dict") else item
 
 
-class _Counted:
-    def __init__(self, items: Iterable[Any]) -> None:
-        self._items, self.count = items, 0
-
-    def __iter__(self) -> Iterator[Any]:
-        for item in self._items:
-            self.count += 1
-            yield item
-
-
-def write_ndjson(items: Iterable[Any], encode: Callable[[Any], bytes] = codec.dumps) -> int:
-    """Write one JSON object per line; returns the count."""
+def write_ndjson(items: Iterable[Any], encode: Callable[[Any], bytes] = codec.dumps) -> None:
+    """Write one JSON object per line."""
     write = sys.stdout.buffer.write
-    count = 0
-    for count, item in enumerate(items, 1):  # noqa: B007 - count is the result
+    for item in items:
         write(encode(item) + b"\n")
     sys.stdout.buffer.flush()
-    return count
 
 
-def write_json_array(items: Iterable[Any]) -> int:
+def write_json_array(items: Iterable[Any]) -> None:
     out = sys.stdout.buffer
     out.write(b"[")
-    count = 0
+    separator = b"\n"
     for item in items:
-        out.write((b",\n" if count else b"\n") + codec.dumps(item))
-        count += 1
-    out.write(b"\n]\n" if count else b"]\n")
+        out.write(separator + codec.dumps(item))
+        separator = b",\n"
+    out.write(b"]\n" if separator == b"\n" else b"\n]\n")
     out.flush()
-    return count
 
 
 def _color(code: str, text: str) -> str:

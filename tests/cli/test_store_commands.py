@@ -514,3 +514,8 @@ def test_import_on_a_terminal_shows_progress_and_a_panel(tmp_path: Path):
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_json_output_of_an_empty_list_is_an_empty_array(orders):
+    result = orders("-o", "json", "read", "--all", "--category", "nope")
+    assert (result.exit_code, result.stdout) == (0, "[]\n")
