@@ -323,8 +323,13 @@ class EventStore:
         version = self.stream_version(stream)
         if version == 0:
             raise NotFound(f"stream {stream!r} not found")
-        first = next(self.read_stream(stream, limit=1))
-        last = next(self.read_stream(stream, backwards=True, limit=1))
+        # Straight to the two rows: read_stream would look the version up again each time.
+        first, last = (
+            decode(
+                self.conn.execute(SELECT_EVENT + " WHERE stream = ? AND version = ?", (stream, v)).fetchone()
+            )
+            for v in (1, version)
+        )
         types = dict(
             self.conn.execute(
                 "SELECT type, count(*) FROM events WHERE stream = ? GROUP BY type ORDER BY 2 DESC, 1",
