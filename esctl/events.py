@@ -178,10 +178,10 @@ _LINE_KEYS = frozenset(ENVELOPE_KEYS) | {"expected_version"}
 def validate(event: NewEvent, where: str = "") -> None:
     """Check an event about to be written, and put its id in canonical form.
     Known-good names are cached: this runs for every event written."""
-    if event.stream not in _valid_streams:
+    if type(event.stream) is not str or event.stream not in _valid_streams:
         check_stream(event.stream, where)
         _remember(_valid_streams, event.stream)
-    if event.type not in _valid_types:
+    if type(event.type) is not str or event.type not in _valid_types:
         check_type(event.type, where)
         _remember(_valid_types, event.type)
     if type(event.data) is not dict:
@@ -206,49 +206,32 @@ def envelope_from_dict(obj: object, where: str = "") -> NewEvent:
         raise InvalidInput(f"{where}expected a JSON object, got {shown(obj)}")
     if not _LINE_KEYS.issuperset(obj):
         raise InvalidInput(f"{where}unknown field {sorted(obj.keys() - _LINE_KEYS)[0]!r}")
-    stream = obj.get("stream")
-    if type(stream) is not str or stream not in _valid_streams:
-        if stream is None:
-            raise InvalidInput(f'{where}"stream" is required')
-        check_stream(stream, where)
-        _remember(_valid_streams, stream)
-    event_type = obj.get("type")
-    if type(event_type) is not str or event_type not in _valid_types:
-        if event_type is None:
-            raise InvalidInput(f'{where}"type" is required')
-        check_type(event_type, where)
-        _remember(_valid_types, event_type)
-    data = obj.get("data", _EMPTY)
-    if type(data) is not dict:
-        check_object(data, "data", where)
-    metadata = obj.get("metadata", _EMPTY)
-    if type(metadata) is not dict:
-        check_object(metadata, "metadata", where)
-    event_id = obj.get("id")
-    if event_id is not None:
-        event_id = canonical_id(event_id, where)
+    for key in ("stream", "type"):
+        if obj.get(key) is None:
+            raise InvalidInput(f'{where}"{key}" is required')
     expected: ExpectedVersion = ANY
     recorded_at = None
     if "version" in obj or "expected_version" in obj or "recorded_at" in obj or "position" in obj:
         expected = _line_expected_version(obj, where)
         recorded_at = obj.get("recorded_at")
         if recorded_at is not None:
-            check_timestamp(recorded_at, where)
+            check_timestamp(recorded_at, where)  # the full check, a real date included
         position = obj.get("position")
         if position is not None and (isinstance(position, bool) or not isinstance(position, int)):
             raise InvalidInput(f'{where}"position" must be an integer, got {shown(position)}')
-    return NewEvent(
-        stream,
-        event_type,
-        data if data is not _EMPTY else {},
-        metadata if metadata is not _EMPTY else {},
-        event_id,
+    event = NewEvent(
+        obj["stream"],
+        obj["type"],
+        obj.get("data", {}),
+        obj.get("metadata", {}),
+        obj.get("id"),
         expected,
         recorded_at,
     )
+    validate(event, where)  # the rules every written event follows, in one place
+    return event
 
 
-_EMPTY: dict[str, Any] = {}
 _valid_streams: set[str] = set()
 _valid_types: set[str] = set()
 
