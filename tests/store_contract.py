@@ -247,6 +247,13 @@ class StoreContract:
         again = store.append("s-1", [ev("s-1", id=upper.lower())])
         assert again.duplicates == 1 and store.head_position() == 1
 
+    def test_names_that_are_not_strings_are_invalid_input(self, store):
+        with pytest.raises(InvalidInput, match='"stream" must be 1-255 characters'):
+            store.import_events([("", NewEvent(["s-1"], "T"))])  # type: ignore[arg-type]
+        with pytest.raises(InvalidInput, match='"type" must be 1-255 characters'):
+            store.import_events([("", NewEvent("s-1", {"t": 1}))])  # type: ignore[arg-type]
+        assert store.head_position() == 0
+
     def test_each_events_own_expected_version_is_checked(self, store):
         with pytest.raises(WrongExpectedVersion):
             store.append("s-1", [ev("s-1"), ev("s-1", expected_version=5)])
