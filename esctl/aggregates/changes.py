@@ -1,9 +1,12 @@
 """What changed between two plain states, as a list of changes:
 
-    {"path": "lines.0.quantity", "op": "add" | "change" | "remove", "old": ..., "new": ...}
+    {"path": "lines.0.quantity", "pointer": "/lines/0/quantity",
+     "op": "add" | "change" | "remove", "old": ..., "new": ...}
 
-`old` is absent for an add, `new` for a remove. Paths join keys with dots; list
-indexes are numbers. Objects are compared key by key and lists index by index; a
+`old` is absent for an add, `new` for a remove. `path` is for people: keys joined
+with dots, list indexes as numbers, so `{"a.b": 1}` and `{"a": {"b": 1}}` share
+one. `pointer` is for programs: an RFC 6901 JSON Pointer, unambiguous (`~` and `/`
+in keys are escaped as `~0` and `~1`; the whole state is ""). Objects are compared key by key and lists index by index; a
 value whose type changes (a list becoming a number) is one change at its path.
 
 Equal subtrees are skipped at C speed (`==`, then their JSON with every non-JSON
@@ -26,10 +29,19 @@ def join(path: str, key: Any) -> str:
     return f"{path}.{key}" if path else str(key)
 
 
-def diff(old: Any, new: Any, path: str = "") -> list[Change]:
+def pointer_join(pointer: str, key: Any) -> str:
+    """The JSON Pointer of `key` under `pointer`."""
+    return f"{pointer}/{str(key).replace('~', '~0').replace('/', '~1')}"
+
+
+def change(path: str, pointer: str, op: str, **values: Any) -> Change:
+    return {"path": path, "pointer": pointer, "op": op, **values}
+
+
+def diff(old: Any, new: Any, path: str = "", pointer: str = "") -> list[Change]:
     changes: list[Change] = []
     if not _same(old, new):
-        _diff(old, new, path, changes)
+        _diff(old, new, path, pointer, changes)
     return changes
 
 
@@ -37,31 +49,31 @@ def changed_paths(changes: list[Change]) -> list[str]:
     return [c["path"] for c in changes]
 
 
-def _diff(old: Any, new: Any, path: str, out: list[Change]) -> None:
+def _diff(old: Any, new: Any, path: str, pointer: str, out: list[Change]) -> None:
     if type(old) is dict and type(new) is dict:
         for key, value in old.items():
             other = new.get(key, _MISSING)
             if other is value:  # to_plain keeps scalars, so an unchanged one is the same object
                 continue
             if other is _MISSING:
-                out.append({"path": join(path, key), "op": "remove", "old": value})
+                out.append(change(join(path, key), pointer_join(pointer, key), "remove", old=value))
             elif not _unchanged(value, other):
-                _diff(value, other, join(path, key), out)
+                _diff(value, other, join(path, key), pointer_join(pointer, key), out)
         for key, value in new.items():
             if key not in old:
-                out.append({"path": join(path, key), "op": "add", "new": value})
+                out.append(change(join(path, key), pointer_join(pointer, key), "add", new=value))
     elif type(old) is list and type(new) is list:
         common = min(len(old), len(new))
         for i in range(common):
             a, b = old[i], new[i]
             if a is not b and not _unchanged(a, b):
-                _diff(a, b, join(path, i), out)
+                _diff(a, b, join(path, i), pointer_join(pointer, i), out)
         for i in range(common, len(new)):
-            out.append({"path": join(path, i), "op": "add", "new": new[i]})
+            out.append(change(join(path, i), pointer_join(pointer, i), "add", new=new[i]))
         for i in range(common, len(old)):
-            out.append({"path": join(path, i), "op": "remove", "old": old[i]})
+            out.append(change(join(path, i), pointer_join(pointer, i), "remove", old=old[i]))
     elif type(old) is not type(new) or old != new:
-        out.append({"path": path, "op": "change", "old": old, "new": new})
+        out.append(change(path, pointer, "change", old=old, new=new))
 
 
 def _unchanged(a: Any, b: Any) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from esctl.aggregates.changes import Change, diff, join
+from esctl.aggregates.changes import Change, change, diff, join, pointer_join
 from esctl.aggregates.definition import WILDCARD, Aggregate, evolve
 from esctl.aggregates.plain import to_plain
 
@@ -36,23 +36,25 @@ class DefaultFold(Aggregate):
         return merge(state, data)
 
 
-def merge_changes(state: dict[str, Any], patch: dict[str, Any], path: str = "") -> list[Change]:
+def merge_changes(
+    state: dict[str, Any], patch: dict[str, Any], path: str = "", pointer: str = ""
+) -> list[Change]:
     """The changes `merge(state, patch)` is about to make, worked out from the patch
     (call it before merging): the cost follows the event, not the state, so
     `versions` of a long default-fold stream stays linear. Within an object, changes
     come in the patch's key order."""
     out: list[Change] = []
     for key, value in patch.items():
-        at = join(path, key)
+        at, ptr = join(path, key), pointer_join(pointer, key)
         if key not in state:
             if value is not None:
                 new = merge({}, value) if type(value) is dict else value
-                out.append({"path": at, "op": "add", "new": to_plain(new)})
+                out.append(change(at, ptr, "add", new=to_plain(new)))
         elif value is None:
-            out.append({"path": at, "op": "remove", "old": to_plain(state[key])})
+            out.append(change(at, ptr, "remove", old=to_plain(state[key])))
         elif type(value) is dict and type(state[key]) is dict:
-            out.extend(merge_changes(state[key], value, at))
+            out.extend(merge_changes(state[key], value, at, ptr))
         else:
             new = merge({}, value) if type(value) is dict else value
-            out.extend(diff(to_plain(state[key]), to_plain(new), at))
+            out.extend(diff(to_plain(state[key]), to_plain(new), at, ptr))
     return out

@@ -174,7 +174,7 @@ def test_replay_steps_prints_each_event_with_its_changes(cli, orders_db):
     steps = lines(result.stdout)
     assert [list(s) for s in steps] == [["version", "position", "type", "changes", "state"]] * 3
     assert [s["type"] for s in steps] == ["OrderCreated", "OrderConfirmed", "OrderShipped"]
-    assert steps[1]["changes"] == [{"path": "status", "op": "change", "old": "created", "new": "confirmed"}]
+    assert steps[1]["changes"] == [{"path": "status", "pointer": "/status", "op": "change", "old": "created", "new": "confirmed"}]
     assert steps[2]["state"]["tracking_number"] == "T-1"
     limited = cli(*MODEL, "replay", "order-1", "--steps", "--to-version", "1")
     assert [s["version"] for s in lines(limited.stdout)] == [1]
@@ -216,12 +216,12 @@ def test_diff_between_versions(cli, orders_db):
         "from": 1,
         "to": 3,
         "changes": [
-            {"path": "status", "op": "change", "old": "created", "new": "shipped"},
-            {"path": "tracking_number", "op": "change", "old": None, "new": "T-1"},
+            {"path": "status", "pointer": "/status", "op": "change", "old": "created", "new": "shipped"},
+            {"path": "tracking_number", "pointer": "/tracking_number", "op": "change", "old": None, "new": "T-1"},
         ],
     }
     backwards = orjson.loads(cli(*MODEL, "diff", "order-1", "3", "1").stdout)
-    assert backwards["changes"][0] == {"path": "status", "op": "change", "old": "shipped", "new": "created"}
+    assert backwards["changes"][0] == {"path": "status", "pointer": "/status", "op": "change", "old": "shipped", "new": "created"}
     table = cli(*MODEL, "diff", "order-1", "0", "1", "-o", "table")
     assert "lines.0" in table.stdout
     assert "79.97" in table.stdout
@@ -232,8 +232,8 @@ def test_diff_with_the_default_fold_reports_adds_and_removes(cli, db):
     cli("append", "thing-1", "B", '{"a": null, "b": {"d": 3}}')
     result = cli("diff", "thing-1", "1", "2")
     assert orjson.loads(result.stdout)["changes"] == [
-        {"path": "a", "op": "remove", "old": 1},
-        {"path": "b.d", "op": "add", "new": 3},
+        {"path": "a", "pointer": "/a", "op": "remove", "old": 1},
+        {"path": "b.d", "pointer": "/b/d", "op": "add", "new": 3},
     ]
 
 

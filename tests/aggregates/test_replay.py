@@ -298,13 +298,13 @@ def test_steps_report_each_event_and_its_changes(rw_store):
     steps = list(Replayer(rw_store, Ledger).steps("ledger-1"))
     assert [s.to_dict()["changes"] for s in steps] == [
         [
-            {"path": "balance", "op": "change", "old": Decimal("0"), "new": Decimal("2")},
-            {"path": "history.0", "op": "add", "new": "+2"},
+            {"path": "balance", "pointer": "/balance", "op": "change", "old": Decimal("0"), "new": Decimal("2")},
+            {"path": "history.0", "pointer": "/history/0", "op": "add", "new": "+2"},
         ],
         [],
         [
-            {"path": "balance", "op": "change", "old": Decimal("2"), "new": Decimal("1")},
-            {"path": "history.1", "op": "add", "new": "-1"},
+            {"path": "balance", "pointer": "/balance", "op": "change", "old": Decimal("2"), "new": Decimal("1")},
+            {"path": "history.1", "pointer": "/history/1", "op": "add", "new": "-1"},
         ],
     ]
     assert [s.skipped for s in steps] == [False, True, False]
@@ -315,8 +315,8 @@ def test_changes_between_versions_either_way(rw_store):
     replayer = Replayer(rw_store, Ledger)
     forward = replayer.changes_between("ledger-1", 0, 2)
     backward = replayer.changes_between("ledger-1", 2, 0)
-    assert {"path": "history.1", "op": "add", "new": "-1"} in forward
-    assert {"path": "history.1", "op": "remove", "old": "-1"} in backward
+    assert {"path": "history.1", "pointer": "/history/1", "op": "add", "new": "-1"} in forward
+    assert {"path": "history.1", "pointer": "/history/1", "op": "remove", "old": "-1"} in backward
     assert replayer.changes_between("ledger-1", 1, 1) == []
 
 

@@ -30,14 +30,14 @@ def test_merge_replaces_a_scalar_with_an_object_and_back():
     assert merge({"a": {"b": 2}}, {"a": 5}) == {"a": 5}
 
 
+# Keys a dotted path cannot tell apart, and the two a JSON Pointer escapes.
+KEYS = st.sampled_from(["a", "b", "a.b", "c/d", "e~1"])
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.sampled_from("abcd"), children, max_size=3)
-    ),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(KEYS, children, max_size=3),
     max_leaves=12,
 )
-json_objects = st.dictionaries(st.sampled_from("abcd"), json_values, max_size=4)
+json_objects = st.dictionaries(KEYS, json_values, max_size=4)
 
 
 @given(json_objects, json_objects)
@@ -54,17 +54,49 @@ def test_diff_reports_add_change_remove_with_dotted_paths():
     old = {"status": "created", "lines": [{"qty": 1}], "note": "x"}
     new = {"status": "confirmed", "lines": [{"qty": 2}, {"qty": 5}], "total": 3}
     assert diff(old, new) == [
-        {"path": "status", "op": "change", "old": "created", "new": "confirmed"},
-        {"path": "lines.0.qty", "op": "change", "old": 1, "new": 2},
-        {"path": "lines.1", "op": "add", "new": {"qty": 5}},
-        {"path": "note", "op": "remove", "old": "x"},
-        {"path": "total", "op": "add", "new": 3},
+        {"path": "status", "pointer": "/status", "op": "change", "old": "created", "new": "confirmed"},
+        {"path": "lines.0.qty", "pointer": "/lines/0/qty", "op": "change", "old": 1, "new": 2},
+        {"path": "lines.1", "pointer": "/lines/1", "op": "add", "new": {"qty": 5}},
+        {"path": "note", "pointer": "/note", "op": "remove", "old": "x"},
+        {"path": "total", "pointer": "/total", "op": "add", "new": 3},
     ]
 
 
 def test_diff_sees_a_type_change_even_when_python_calls_the_values_equal():
-    assert diff({"a": 1}, {"a": True}) == [{"path": "a", "op": "change", "old": 1, "new": True}]
+    assert diff({"a": 1}, {"a": True}) == [
+        {"path": "a", "pointer": "/a", "op": "change", "old": 1, "new": True}
+    ]
     assert diff({"a": 1}, {"a": 1}) == []
+
+
+def _pointer_keys(pointer: str, root: Any) -> list[Any]:
+    """RFC 6901: the keys a JSON Pointer names, list indexes as ints."""
+    if not pointer:
+        return []
+    keys: list[Any] = []
+    node = root
+    for token in pointer[1:].split("/"):
+        key: Any = token.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, list):
+            key = int(key)
+        keys.append(key)
+        node = (
+            node[key]
+            if isinstance(node, dict) and key in node or isinstance(node, list) and key < len(node)
+            else None
+        )
+    return keys
+
+
+def test_a_pointer_tells_apart_what_a_dotted_path_cannot():
+    dotted, nested = diff({}, {"a.b": 1}), diff({"a": {}}, {"a": {"b": 1}})
+    assert dotted[0]["path"] == "a.b" == nested[0]["path"]
+    assert (dotted[0]["pointer"], nested[0]["pointer"]) == ("/a.b", "/a/b")
+    assert diff({"x": {"a/b": 1, "m~n": 1}}, {"x": {"a/b": 2, "m~n": 2}}) == [
+        {"path": "x.a/b", "pointer": "/x/a~1b", "op": "change", "old": 1, "new": 2},
+        {"path": "x.m~n", "pointer": "/x/m~0n", "op": "change", "old": 1, "new": 2},
+    ]
+    assert diff(1, 2) == [{"path": "", "pointer": "", "op": "change", "old": 1, "new": 2}]
 
 
 def _apply(value: Any, changes: list[dict[str, Any]]) -> Any:
@@ -72,7 +104,7 @@ def _apply(value: Any, changes: list[dict[str, Any]]) -> Any:
     value = copy.deepcopy(value)
     removals = []
     for change in changes:
-        keys = [int(k) if k.isdigit() else k for k in change["path"].split(".")] if change["path"] else []
+        keys = _pointer_keys(change["pointer"], value)
         if not keys:
             value = change["new"]
             continue
@@ -220,7 +252,9 @@ def test_uuid_state_round_trips():
 def test_a_nested_value_of_another_type_is_a_change_even_when_python_calls_it_equal(old, new):
     before = {"a": {"b": [old, 2]}, "c": 3}
     after = {"a": {"b": [new, 2]}, "c": 3}
-    assert diff(before, after) == [{"path": "a.b.0", "op": "change", "old": old, "new": new}]
+    assert diff(before, after) == [
+        {"path": "a.b.0", "pointer": "/a/b/0", "op": "change", "old": old, "new": new}
+    ]
 
 
 @given(json_objects, json_objects)
