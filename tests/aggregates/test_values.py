@@ -70,21 +70,18 @@ def test_diff_sees_a_type_change_even_when_python_calls_the_values_equal():
 
 
 def _pointer_keys(pointer: str, root: Any) -> list[Any]:
-    """RFC 6901: the keys a JSON Pointer names, list indexes as ints."""
-    if not pointer:
-        return []
+    """RFC 6901: the keys a JSON Pointer names in `root`, list indexes as ints."""
     keys: list[Any] = []
     node = root
-    for token in pointer[1:].split("/"):
+    for token in pointer.split("/")[1:]:
         key: Any = token.replace("~1", "/").replace("~0", "~")
         if isinstance(node, list):
             key = int(key)
         keys.append(key)
-        node = (
-            node[key]
-            if isinstance(node, dict) and key in node or isinstance(node, list) and key < len(node)
-            else None
-        )
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):  # an add: nothing there yet
+            node = None
     return keys
 
 
