@@ -1,4 +1,4 @@
-"""Reading NDJSON envelopes: one event per line, errors named by line number."""
+"""NDJSON envelopes, one event per line: read (errors named by line number) and written."""
 
 from __future__ import annotations
 
@@ -45,3 +45,21 @@ def iter_lines(stream: IO[bytes], progress: Callable[[int], None] | None = None)
             pending = 0
         yield line
     progress(pending)
+
+
+def envelope_line(row: tuple) -> bytes:
+    """A stored row (`read_all(raw=True)`) as its NDJSON envelope, `import`'s input.
+    The stored JSON of data and metadata is embedded as it is, never decoded."""
+    stream, version, position, event_type, data, metadata, event_id, recorded_at = row
+    return codec.dumps(
+        {
+            "stream": stream,
+            "version": version,
+            "position": position,
+            "type": event_type,
+            "data": codec.raw(data),
+            "metadata": codec.raw(metadata),
+            "id": event_id,
+            "recorded_at": recorded_at,
+        }
+    )

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from esctl.aggregates import statecodec
-from esctl.aggregates.changes import diff
+from esctl.aggregates.changes import changed_paths, diff
 from esctl.aggregates.default_fold import DefaultFold, merge_changes
 from esctl.aggregates.definition import (
     Aggregate,
@@ -409,6 +409,18 @@ class Replayer:
                 changes = diff(before, after)
                 before = after
             yield Step(event, changes, after, skipped)
+
+    def versions(self, stream: str) -> Iterator[dict[str, Any]]:
+        """The version history: one row per event with the state paths it changed."""
+        for s in self.steps(stream, states=False):
+            e = s.event
+            yield {
+                "version": e.version,
+                "position": e.position,
+                "type": e.type,
+                "recorded_at": e.recorded_at,
+                "changed": changed_paths(s.changes),
+            }
 
     def initial_plain(self) -> Any:
         return self.plain(self.spec.initial_state(), "", 0)

@@ -8,10 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import Annotated, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -19,10 +16,8 @@ from typer.core import TyperGroup
 from esctl import __version__
 from esctl.cli import output
 from esctl.cli.output import OutputFormat
+from esctl.cli.session import DEFAULT_DB, Session
 from esctl.errors import EsctlError
-
-if TYPE_CHECKING:
-    from esctl.store import EventStore
 
 
 class EsctlGroup(TyperGroup):
@@ -77,14 +72,6 @@ app = typer.Typer(
 )
 
 
-@dataclass
-class Settings:
-    db: str
-    output: OutputFormat
-    model: str | None
-    read_db: str | None
-
-
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"esctl {__version__}")
@@ -97,7 +84,7 @@ def main_options(
     db: Annotated[
         Optional[str],
         typer.Option(
-            "--db", envvar="ESCTL_DB", metavar="PATH", help="Event store file.  [default: ./events.db]"
+            "--db", envvar="ESCTL_DB", metavar="PATH", help=f"Event store file.  [default: ./{DEFAULT_DB}]"
         ),
     ] = None,
     output_format: Annotated[
@@ -128,14 +115,7 @@ def main_options(
 ) -> None:
     if db == "" or read_db == "":
         raise typer.BadParameter("must not be empty", param_hint="--db" if db == "" else "--read-db")
-    ctx.obj = Settings(db=db or "events.db", output=output_format, model=model, read_db=read_db)
-
-
-def settings(ctx: typer.Context) -> Settings:
-    obj = ctx.find_root().obj
-    if not isinstance(obj, Settings):  # a command invoked without the root callback
-        obj = Settings(os.environ.get("ESCTL_DB", "events.db"), OutputFormat.auto, None, None)
-    return obj
+    ctx.obj = Session(db=db or DEFAULT_DB, output_format=output_format, model_spec=model, read_db=read_db)
 
 
 # Every read command accepts -o after the command too; it overrides the global one.
@@ -143,46 +123,6 @@ OutputOption = Annotated[
     Optional[OutputFormat],
     typer.Option("--output", "-o", help="Output format (overrides the global --output)."),
 ]
-
-
-def output_for(ctx: typer.Context, local: OutputFormat | None) -> output.Output:
-    return output.Output(local or settings(ctx).output)
-
-
-def load_model(ctx: typer.Context, *, required: bool = False):  # type: ignore[no-untyped-def]
-    """The user's model module, or None when none is configured (unless `required`)."""
-    from esctl.model import configured_model
-    from esctl.model import load_model as load
-
-    spec = configured_model(settings(ctx).model)
-    if spec is None:
-        if required:
-            from esctl.errors import InvalidInput
-
-            raise InvalidInput("no model: give --model PATH_OR_MODULE, ESCTL_MODEL, or [tool.esctl] model")
-        return None
-    return load(spec)
-
-
-@contextmanager
-def open_store(ctx: typer.Context, *, create: bool = False) -> Iterator[EventStore]:
-    """The store, closed afterwards. A store that this command created is removed
-    again when the command fails with nothing written: a refused write leaves no
-    empty store behind."""
-    from esctl.store import EventStore
-
-    store = EventStore.open(settings(ctx).db, create=create)
-    try:
-        yield store
-    except BaseException:
-        empty = store.created and store.head_position() == 0  # batches may have committed
-        store.close()
-        if empty:
-            for suffix in ("", "-wal", "-shm"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(store.path + suffix)
-        raise
-    store.close()
 
 
 # One module per command group; each registers its commands on `app` when imported.

@@ -1,7 +1,9 @@
 """How results leave the CLI: Rich for a person, NDJSON / JSON for a pipe.
 
-Only this module decides the format; Rich itself is imported by `render`, and only
-when a table is actually drawn, so piped commands never pay for it.
+Only this module decides the format. A command names the `render` function that
+draws its result for a person (`out.records(rows, "events", title=...)`); `render`,
+and with it Rich, is imported only when something is drawn, so piped commands never
+pay for it.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from typing import Any
 
@@ -43,26 +46,49 @@ class Output:
     def is_table(self) -> bool:
         return self.format is OutputFormat.table
 
-    def records(self, items: Iterable[Any], table: Callable[[Iterable[Any]], None]) -> None:
-        """A list result: NDJSON by default when piped, a JSON array with `json`.
-        Items are dicts or objects with `to_dict()`."""
+    def records(self, items: Iterable[Any], view: str, /, *args: Any, **options: Any) -> None:
+        """A list result: NDJSON by default when piped, a JSON array with `json`, and
+        `render.<view>(items, *args, **options)` for a person. Items are dicts or objects
+        with `to_dict()`."""
         if self.is_table:
-            table(items)
+            draw(view, items, *args, **options)
         elif self.format is OutputFormat.json:
             write_json_array(_as_dicts(items))
         else:
             write_ndjson(_as_dicts(items))
 
-    def document(self, doc: Any, table: Callable[[Any], None]) -> None:
+    def document(self, doc: Any, view: str, /, *args: Any, **options: Any) -> None:
         """A single result: one JSON document (pretty-printed when `json` is asked for
-        explicitly, one line otherwise)."""
+        explicitly, one line otherwise), `render.<view>(doc, *args, **options)` for a person."""
         if self.is_table:
-            table(doc)
+            draw(view, doc, *args, **options)
             return
         data = doc.to_dict() if hasattr(doc, "to_dict") else doc
         out = sys.stdout.buffer
         out.write(codec.dumps(data, indent=self.format is OutputFormat.json) + b"\n")
         out.flush()
+
+
+def draw(view: str, *args: Any, **options: Any) -> None:
+    """Draw for a person with `render.<view>`: the one place the renderer is imported."""
+    from esctl.cli import render
+
+    getattr(render, view)(*args, **options)
+
+
+@contextmanager
+def progress(
+    total: int | None, description: str, unit: str = "events", *, at_least: int = 0
+) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on stderr when stderr is a terminal (and there are at least
+    `at_least` units to go): yields the callable that advances it, else None."""
+    if not stderr_is_terminal() or (total is not None and total < at_least):
+        yield None
+        return
+    from esctl.cli import render
+
+    with render.progress(total, description, unit) as advance:
+        yield advance
 
 
 def _as_dicts(items: Iterable[Any]) -> Iterator[Any]:

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from esctl.cli import output
-from esctl.cli.app import OutputOption, app, load_model, open_store, output_for, settings
+from esctl.cli.app import OutputOption, app
+from esctl.cli.session import session
 from esctl.errors import InvalidInput, NotFound, VerificationFailed
 
 if TYPE_CHECKING:
@@ -28,16 +29,11 @@ project_app = typer.Typer(
 app.add_typer(project_app, name="project")
 
 
-def _read_path(ctx: typer.Context) -> str:
-    s = settings(ctx)
-    return s.read_db or s.db
-
-
 def _projections(ctx: typer.Context, *, required: bool = True) -> list[Projection]:
     """The model's projections, each reading events through the model's upcasters."""
     from esctl.projections import projections_in
 
-    module = load_model(ctx, required=required)
+    module = session(ctx).model(required=required)
     return projections_in(module) if module is not None else []
 
 
@@ -56,17 +52,6 @@ def _chosen(ctx: typer.Context, names: list[str] | None, all_: bool) -> list[Pro
     return pick(projections, names)
 
 
-def _read_conn(ctx: typer.Context, store: Any, *, create: bool = False) -> Any:
-    """The read-model database (created when `create`), or None when it does not
-    exist yet."""
-    from esctl.projections.catalog import open_read_models
-
-    try:
-        return open_read_models(store.path, settings(ctx).read_db, create=create)
-    except NotFound:
-        return None
-
-
 # --- project list ------------------------------------------------------------------
 
 
@@ -78,21 +63,15 @@ def list_(ctx: typer.Context, output_format: OutputOption = None) -> None:
     projections = _projections(ctx)
     if not projections:
         output.note("the model defines no projections")
-    with open_store(ctx) as store:
+    with session(ctx).store() as store:
         head = store.head_position()
-        conn = _read_conn(ctx, store)
+        conn = session(ctx).read_models(store)
         try:
             docs = [status(conn, p, head) for p in projections]
         finally:
             if conn is not None:
                 conn.close()
-
-    def show(rows: Any) -> None:
-        from esctl.cli import render
-
-        render.projection_statuses(rows)
-
-    output_for(ctx, output_format).records(docs, show)
+    session(ctx).output(output_format).records(docs, "projection_statuses")
 
 
 # --- project run -------------------------------------------------------------------
@@ -121,11 +100,12 @@ def run(
     from esctl.projections.status import status
 
     chosen = _chosen(ctx, names, all_)
-    out = output_for(ctx, output_format)
+    out = session(ctx).output(output_format)
     docs: list[dict[str, Any]] = []
     failed: list[ProjectionFailed | ProjectionNeedsRebuild] = []
-    with open_store(ctx) as store:
-        conn = _read_conn(ctx, store, create=True)
+    with session(ctx).store() as store:
+        conn = session(ctx).read_models(store, create=True)
+        assert conn is not None
         try:
             for projection in chosen:
                 before = status(conn, projection, store.head_position())
@@ -154,13 +134,7 @@ def run(
                         "seconds": round(result.seconds, 3),
                     }
                 )
-
-            def show(rows: Any) -> None:
-                from esctl.cli import render
-
-                render.projection_statuses(rows, title="after run")
-
-            out.records(docs, show)
+            out.records(docs, "projection_statuses", title="after run")
             if follow:
                 remaining = [p for p in chosen if p.name not in {f.name for f in failed}]
                 if remaining:
@@ -174,12 +148,8 @@ def run(
 def _catch_up_with_progress(store: Any, conn: Any, projection: Projection, lag: int) -> Any:
     from esctl.projections.runner import catch_up
 
-    if output.stderr_is_terminal() and lag > 50_000:
-        from esctl.cli import render
-
-        with render.progress(lag, f"running {projection.name}") as advance:
-            return catch_up(store, conn, projection, progress=advance)
-    return catch_up(store, conn, projection)
+    with output.progress(lag, f"running {projection.name}", at_least=50_000) as advance:
+        return catch_up(store, conn, projection, progress=advance)
 
 
 def _follow(store: Any, conn: Any, projections: list[Projection], out: Any) -> list[Any]:
@@ -191,12 +161,7 @@ def _follow(store: Any, conn: Any, projections: list[Projection], out: Any) -> l
 
     def applied(result: Any) -> None:
         doc = {"name": result.name, "checkpoint": result.checkpoint, "applied": result.applied}
-        if out.is_table:
-            from esctl.cli import render
-
-            render.follow_line(doc)
-        else:
-            output.write_ndjson([doc])
+        out.document(doc, "follow_line")
 
     def failure(exc: Any) -> None:
         output.error(str(exc))
@@ -233,17 +198,12 @@ def rebuild(
     from esctl.projections.status import status
 
     (projection,) = pick(_projections(ctx), [name])
-    with open_store(ctx) as store:
-        conn = _read_conn(ctx, store, create=True)
+    with session(ctx).store() as store:
+        conn = session(ctx).read_models(store, create=True)
+        assert conn is not None
         try:
-            head = store.head_position()
-            if output.stderr_is_terminal() and head:
-                from esctl.cli import render
-
-                with render.progress(head, f"rebuilding {name}") as advance:
-                    result = rebuild_projection(store, conn, projection, progress=advance)
-            else:
-                result = rebuild_projection(store, conn, projection)
+            with output.progress(store.head_position(), f"rebuilding {name}", at_least=1) as advance:
+                result = rebuild_projection(store, conn, projection, progress=advance)
             doc = {
                 **status(conn, projection, store.head_position()),
                 "applied": result.applied,
@@ -252,13 +212,7 @@ def rebuild(
             }
         finally:
             conn.close()
-
-    def show(d: dict[str, Any]) -> None:
-        from esctl.cli import render
-
-        render.mapping(d, f"rebuilt {name}")
-
-    output_for(ctx, output_format).document(doc, show)
+    session(ctx).output(output_format).document(doc, "mapping", title=f"rebuilt {name}")
 
 
 # --- project verify ------------------------------------------------------------------
@@ -277,8 +231,8 @@ def verify(
     from esctl.projections.verify import verify as verify_projection
 
     (projection,) = pick(_projections(ctx), [name])
-    with open_store(ctx) as store:
-        report = verify_projection(store, _read_path(ctx), projection)
+    with session(ctx).store() as store:
+        report = verify_projection(store, session(ctx).read_path, projection)
     doc = {
         "name": report.name,
         "checkpoint": report.checkpoint,
@@ -289,13 +243,7 @@ def verify(
     }
     if len(report.differences) < report.total:
         output.note(f"showing the first {len(report.differences)} of {report.total} differences")
-
-    def show(d: dict[str, Any]) -> None:
-        from esctl.cli import render
-
-        render.verify_report(d)
-
-    output_for(ctx, output_format).document(doc, show)
+    session(ctx).output(output_format).document(doc, "verify_report")
     if not report.ok:
         raise VerificationFailed(f"projection {name!r} differs from a rebuild: {report.summary()}")
 
@@ -315,8 +263,8 @@ def reset(
     from esctl.projections.reset import reset as reset_projection
 
     defined = {p.name for p in _projections(ctx, required=False)}
-    with open_store(ctx) as store:
-        conn = _read_conn(ctx, store)
+    with session(ctx).store() as store:
+        conn = session(ctx).read_models(store)
         try:
             dropped = reset_projection(conn, name) if conn is not None else None
         finally:
@@ -328,13 +276,7 @@ def reset(
         output.note(f"projection {name!r} has not been built: nothing to reset")
         dropped = []
     doc = {"name": name, "dropped": dropped}
-
-    def show(d: dict[str, Any]) -> None:
-        from esctl.cli import render
-
-        render.mapping(d, f"reset {name}")
-
-    output_for(ctx, output_format).document(doc, show)
+    session(ctx).output(output_format).document(doc, "mapping", title=f"reset {name}")
 
 
 # --- query -------------------------------------------------------------------------
@@ -355,15 +297,8 @@ def query(
     """Run a read-only SQL query against the read models (writes are refused)."""
     from esctl.projections.query import parse_params, run_query
 
-    s = settings(ctx)
-    if s.read_db is None:
-        with open_store(ctx):  # a missing store is "no event store at PATH" (exit 4)
+    if session(ctx).read_db is None:
+        with session(ctx).store():  # a missing store is "no event store at PATH" (exit 4)
             pass
-    result = run_query(_read_path(ctx), sql, parse_params(param or []))
-
-    def show(rows: Any) -> None:
-        from esctl.cli import render
-
-        render.query_rows(rows, result.columns)
-
-    output_for(ctx, output_format).records(result.rows, show)
+    result = run_query(session(ctx).read_path, sql, parse_params(param or []))
+    session(ctx).output(output_format).records(result.rows, "query_rows", result.columns)

@@ -271,8 +271,9 @@ def changes_table(changes: list[dict[str, Any]], title: str | None = None) -> Ta
     return t
 
 
-def changes(items: list[dict[str, Any]], title: str) -> None:
+def changes(doc: dict[str, Any], title: str) -> None:
     """`diff`: one row per changed path."""
+    items = doc["changes"]
     out = console()
     if not items:
         out.print(Text(title, style="bold"))

@@ -9,8 +9,9 @@ from typing import Annotated, Optional
 import typer
 
 from esctl.cli import output
-from esctl.cli.app import OutputOption, app, open_store, output_for
+from esctl.cli.app import OutputOption, app
 from esctl.cli.params import json_object
+from esctl.cli.session import session
 from esctl.errors import InvalidInput
 
 
@@ -19,20 +20,15 @@ def init(ctx: typer.Context, output_format: OutputOption = None) -> None:
     """Create the event store if it does not exist (idempotent)."""
     from esctl.store.schema import SCHEMA_VERSION
 
-    with open_store(ctx, create=True) as store:
+    with session(ctx).store(create=True, announce=False) as store:
         doc = {
             "path": os.path.abspath(store.path),
             "schema_version": SCHEMA_VERSION,
             "created": store.created,
         }
-    out = output_for(ctx, output_format)
-
-    def show(d: dict) -> None:
-        from esctl.cli import render
-
-        render.mapping(d, "store created" if d["created"] else "store exists")
-
-    out.document(doc, show)
+    session(ctx).output(output_format).document(
+        doc, "mapping", title="store created" if doc["created"] else "store exists"
+    )
 
 
 @app.command()
@@ -77,18 +73,13 @@ def append(
     new = NewEvent(
         stream, event_type, body, meta, canonical_id(event_id, "--id: ") if event_id is not None else None
     )
-    with open_store(ctx, create=True) as store:
+    with session(ctx).store(create=True) as store:
         result = store.append(stream, [new], expected)
     if result.duplicates:
         output.note(f"event {new.id} is already stored: nothing written")
-    out = output_for(ctx, output_format)
-
-    def show(ev) -> None:  # type: ignore[no-untyped-def]
-        from esctl.cli import render
-
-        render.event(ev, "already stored" if result.duplicates else "appended")
-
-    out.document(result.events[0], show)
+    session(ctx).output(output_format).document(
+        result.events[0], "event", title="already stored" if result.duplicates else "appended"
+    )
 
 
 @app.command("import")
@@ -115,33 +106,21 @@ def import_(
             raise InvalidInput(f"cannot read {file}: {exc.strerror}") from None
         total = os.fstat(source.fileno()).st_size  # 0 for a pipe or a device
     try:
-        with open_store(ctx, create=True) as store:
-            if not output.stderr_is_terminal():
-                summary = store.import_events(read_envelopes(source), batch_size=batch_size)
-            elif total:  # a file: progress by bytes read, with an ETA
-                from esctl.cli import render
-
-                with render.progress(total, "importing", unit="bytes") as advance:
+        with session(ctx).store(create=True) as store:
+            if total:  # a file: progress by bytes read, with an ETA
+                with output.progress(total, "importing", unit="bytes") as advance:
                     summary = store.import_events(
                         read_envelopes(iter_lines(source, advance)), batch_size=batch_size
                     )
             else:  # a pipe: no size to go by, so count events
-                from esctl.cli import render
-
-                with render.progress(None, "importing") as advance:
+                with output.progress(None, "importing") as advance:
                     summary = store.import_events(
                         read_envelopes(source), batch_size=batch_size, progress=advance
                     )
     finally:
         if source is not sys.stdin.buffer:
             source.close()
-
-    def show(d: dict) -> None:
-        from esctl.cli import render
-
-        render.mapping(d, "imported")
-
-    output_for(ctx, output_format).document(summary.to_dict(), show)
+    session(ctx).output(output_format).document(summary.to_dict(), "mapping", title="imported")
 
 
 @app.command()
@@ -171,8 +150,8 @@ def read(
         raise InvalidInput("--from-version, --to-version and --backwards apply to one stream, not --all")
     if not all_ and (from_position != 1 or category is not None or event_type):
         raise InvalidInput("--from-position, --category and --type apply to --all")
-    out = output_for(ctx, output_format)
-    with open_store(ctx) as store:
+    out = session(ctx).output(output_format)
+    with session(ctx).store() as store:
         if all_:
             events = store.read_all(
                 from_position=from_position, category=category, types=event_type or (), limit=limit
@@ -183,13 +162,7 @@ def read(
                 stream, from_version=from_version, to_version=to_version, backwards=backwards, limit=limit
             )
             title = stream
-
-        def show(rows) -> None:  # type: ignore[no-untyped-def]
-            from esctl.cli import render
-
-            render.events(rows, title)
-
-        out.records(events, show)
+        out.records(events, "events", title)
 
 
 @app.command()
@@ -199,26 +172,11 @@ def export(
     from_position: Annotated[int, typer.Option("--from-position", min=1, help="First position.")] = 1,
 ) -> None:
     """Write events as NDJSON envelopes in position order (always NDJSON), for import."""
-    from esctl import codec
     from esctl.cli.output import write_ndjson
+    from esctl.ndjson import envelope_line
 
-    def encode(row: tuple) -> bytes:
-        s, v, p, t, data, metadata, i, r = row
-        return codec.dumps(
-            {
-                "stream": s,
-                "version": v,
-                "position": p,
-                "type": t,
-                "data": codec.raw(data),
-                "metadata": codec.raw(metadata),
-                "id": i,
-                "recorded_at": r,
-            }
-        )
-
-    with open_store(ctx) as store:
-        write_ndjson(store.read_all(from_position=from_position, category=category, raw=True), encode)
+    with session(ctx).store() as store:
+        write_ndjson(store.read_all(from_position=from_position, category=category, raw=True), envelope_line)
 
 
 @app.command()
@@ -228,15 +186,15 @@ def streams(
     output_format: OutputOption = None,
 ) -> None:
     """List streams: version, first and last recorded_at, last position."""
-    out = output_for(ctx, output_format)
-    with open_store(ctx) as store:
-
-        def show(rows) -> None:  # type: ignore[no-untyped-def]
-            from esctl.cli import render
-
-            render.table(rows, title="streams", styles={"stream": "cyan"}, empty="no streams")
-
-        out.records(store.streams(category=category), show)
+    out = session(ctx).output(output_format)
+    with session(ctx).store() as store:
+        out.records(
+            store.streams(category=category),
+            "table",
+            title="streams",
+            styles={"stream": "cyan"},
+            empty="no streams",
+        )
 
 
 @app.command()
@@ -246,13 +204,6 @@ def info(
     output_format: OutputOption = None,
 ) -> None:
     """Describe the store (sizes, counts by category and type) or one stream."""
-    out = output_for(ctx, output_format)
-    with open_store(ctx) as store:
+    with session(ctx).store() as store:
         doc = store.stream_info(stream) if stream is not None else store.info()
-
-    def show(d: dict) -> None:
-        from esctl.cli import render
-
-        render.mapping(d, stream or d["path"])
-
-    out.document(doc, show)
+    session(ctx).output(output_format).document(doc, "mapping", title=stream or doc["path"])

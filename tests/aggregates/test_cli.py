@@ -174,7 +174,9 @@ def test_replay_steps_prints_each_event_with_its_changes(cli, orders_db):
     steps = lines(result.stdout)
     assert [list(s) for s in steps] == [["version", "position", "type", "changes", "state"]] * 3
     assert [s["type"] for s in steps] == ["OrderCreated", "OrderConfirmed", "OrderShipped"]
-    assert steps[1]["changes"] == [{"path": "status", "pointer": "/status", "op": "change", "old": "created", "new": "confirmed"}]
+    assert steps[1]["changes"] == [
+        {"path": "status", "pointer": "/status", "op": "change", "old": "created", "new": "confirmed"}
+    ]
     assert steps[2]["state"]["tracking_number"] == "T-1"
     limited = cli(*MODEL, "replay", "order-1", "--steps", "--to-version", "1")
     assert [s["version"] for s in lines(limited.stdout)] == [1]
@@ -217,11 +219,23 @@ def test_diff_between_versions(cli, orders_db):
         "to": 3,
         "changes": [
             {"path": "status", "pointer": "/status", "op": "change", "old": "created", "new": "shipped"},
-            {"path": "tracking_number", "pointer": "/tracking_number", "op": "change", "old": None, "new": "T-1"},
+            {
+                "path": "tracking_number",
+                "pointer": "/tracking_number",
+                "op": "change",
+                "old": None,
+                "new": "T-1",
+            },
         ],
     }
     backwards = orjson.loads(cli(*MODEL, "diff", "order-1", "3", "1").stdout)
-    assert backwards["changes"][0] == {"path": "status", "pointer": "/status", "op": "change", "old": "shipped", "new": "created"}
+    assert backwards["changes"][0] == {
+        "path": "status",
+        "pointer": "/status",
+        "op": "change",
+        "old": "shipped",
+        "new": "created",
+    }
     table = cli(*MODEL, "diff", "order-1", "0", "1", "-o", "table")
     assert "lines.0" in table.stdout
     assert "79.97" in table.stdout

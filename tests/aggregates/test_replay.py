@@ -298,12 +298,24 @@ def test_steps_report_each_event_and_its_changes(rw_store):
     steps = list(Replayer(rw_store, Ledger).steps("ledger-1"))
     assert [s.to_dict()["changes"] for s in steps] == [
         [
-            {"path": "balance", "pointer": "/balance", "op": "change", "old": Decimal("0"), "new": Decimal("2")},
+            {
+                "path": "balance",
+                "pointer": "/balance",
+                "op": "change",
+                "old": Decimal("0"),
+                "new": Decimal("2"),
+            },
             {"path": "history.0", "pointer": "/history/0", "op": "add", "new": "+2"},
         ],
         [],
         [
-            {"path": "balance", "pointer": "/balance", "op": "change", "old": Decimal("2"), "new": Decimal("1")},
+            {
+                "path": "balance",
+                "pointer": "/balance",
+                "op": "change",
+                "old": Decimal("2"),
+                "new": Decimal("1"),
+            },
             {"path": "history.1", "pointer": "/history/1", "op": "add", "new": "-1"},
         ],
     ]

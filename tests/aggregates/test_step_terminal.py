@@ -90,6 +90,6 @@ def test_keys_that_arrive_together_each_count(session):
     ],
 )
 def test_a_read_is_split_into_keys(buffer, keys):
-    from esctl.cli.aggregate_commands import _keys
+    from esctl.cli.step import split_keys as _keys
 
     assert _keys(buffer) == keys

@@ -52,10 +52,13 @@ def test_init_creates_the_store_once(cli, db):
 # --- append ---------------------------------------------------------------------
 
 
-def test_append_prints_the_recorded_event(cli):
+def test_append_prints_the_recorded_event(cli, db):
     result = cli("append", "order-1", "Created", '{"total": 10}')
     assert result.exit_code == 0, result.stderr
-    assert result.stderr == ""
+    assert result.stderr == f"esctl: created a new store at {db}\n"  # a mistyped --db shows at once
+    again = cli("append", "order-1", "Shipped")
+    assert again.exit_code == 0
+    assert again.stderr == ""
     event = json.loads(result.stdout)
     assert list(event) == ENVELOPE_KEYS
     assert (event["stream"], event["version"], event["position"], event["type"]) == (
