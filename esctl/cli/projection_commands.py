@@ -350,16 +350,22 @@ def query(
         Optional[list[str]],
         typer.Option("--param", "-p", metavar="NAME=VALUE", help="A value for :NAME (repeatable)."),
     ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", metavar="SECONDS", help="Stop the query after this long (0: no limit)."),
+    ] = 30.0,
     output_format: OutputOption = None,
 ) -> None:
-    """Run a read-only SQL query against the read models (writes are refused)."""
+    """Run a read-only SQL query against the read models (writes are refused).
+
+    Exit 124 when it runs past --timeout."""
     from esctl.projections.query import parse_params, run_query
 
     s = settings(ctx)
     if s.read_db is None:
         with open_store(ctx):  # a missing store is "no event store at PATH" (exit 4)
             pass
-    result = run_query(_read_path(ctx), sql, parse_params(param or []))
+    result = run_query(_read_path(ctx), sql, parse_params(param or []), timeout=timeout)
 
     def show(rows: Any) -> None:
         from esctl.cli import render
