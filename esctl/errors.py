@@ -70,3 +70,9 @@ class CommandRejected(EsctlError):
     """A command handler refused the command; nothing was written."""
 
     exit_code = 6
+
+
+class QueryTimeout(EsctlError):
+    """A query ran past its time limit and was stopped (124, as GNU timeout exits)."""
+
+    exit_code = 124

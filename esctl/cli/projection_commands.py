@@ -292,13 +292,19 @@ def query(
         Optional[list[str]],
         typer.Option("--param", "-p", metavar="NAME=VALUE", help="A value for :NAME (repeatable)."),
     ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", metavar="SECONDS", help="Stop the query after this long (0: no limit)."),
+    ] = 30.0,
     output_format: OutputOption = None,
 ) -> None:
-    """Run a read-only SQL query against the read models (writes are refused)."""
+    """Run a read-only SQL query against the read models (writes are refused).
+
+    Exit 124 when it runs past --timeout."""
     from esctl.projections.query import parse_params, run_query
 
     if session(ctx).read_db is None:
         with session(ctx).store():  # a missing store is "no event store at PATH" (exit 4)
             pass
-    result = run_query(session(ctx).read_path, sql, parse_params(param or []))
+    result = run_query(session(ctx).read_path, sql, parse_params(param or []), timeout=timeout)
     session(ctx).output(output_format).records(result.rows, "query_rows", result.columns)

@@ -33,8 +33,16 @@ READING = frozenset({sqlite3.SQLITE_SELECT, sqlite3.SQLITE_FUNCTION, sqlite3.SQL
 SHAPE_PRAGMAS = frozenset(
     {"table_info", "table_xinfo", "index_list", "index_info", "index_xinfo", "foreign_key_list"}
 )
-# Functions that are never allowed, whatever else is.
-FORBIDDEN_FUNCTIONS = frozenset({"load_extension"})
+# Pragmas whose argument only names what to read or check (table_info(t),
+# integrity_check(100)); given to any other pragma, an argument is a value to set.
+READ_PRAGMAS = SHAPE_PRAGMAS | {"table_list", "foreign_key_check", "integrity_check", "quick_check"}
+# Pragmas that act without an argument too: a checkpoint, ANALYZE, freeing pages.
+ACTING_PRAGMAS = frozenset({"wal_checkpoint", "optimize", "incremental_vacuum"})
+# The schema table under each of its names.
+SCHEMA_TABLES = frozenset({"sqlite_master", "sqlite_schema", "sqlite_temp_master", "sqlite_temp_schema"})
+# Functions that are never allowed, whatever else is: load_extension() loads native
+# code, fts3_tokenizer() returns and registers native pointers.
+FORBIDDEN_FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer"})
 
 _NAMES = {
     sqlite3.SQLITE_READ: "reading",
@@ -94,3 +102,10 @@ def describe(action: int, arg1: str | None, arg2: str | None) -> str:
     name = _NAMES.get(action, f"SQLite operation {action}")
     table = table_of(action, arg1, arg2)
     return f"{name} {table}" if table else name
+
+
+def pragma_only_reads(name: str | None, arg: str | None) -> bool:
+    """A pragma that changes nothing: one without an argument (but for ACTING_PRAGMAS),
+    or one of READ_PRAGMAS, whose argument only says what to read."""
+    name = (name or "").lower()
+    return name not in ACTING_PRAGMAS if arg is None else name in READ_PRAGMAS

@@ -343,3 +343,64 @@ def test_two_processes_rebuilding_at_once_never_destroy_each_other(cli, db, writ
             "SELECT count(*) FROM sqlite_master WHERE name LIKE 'esctl_shadow_%'"
         ).fetchone()
     assert totals == [135, 145, 155] and leftovers == (0,)
+
+
+ENDLESS_COUNT = "with recursive c(x) as (select 1 union all select x + 1 from c) select count(*) from c"
+
+
+def test_query_stops_at_its_timeout_with_exit_124(bank) -> None:
+    result = bank("query", "--timeout", "0.5", ENDLESS_COUNT)
+    assert (result.exit_code, result.stdout) == (124, "")
+    assert result.stderr == "esctl: error: query stopped after 0.5 s (--timeout; 0 for no limit)\n"
+    negative = bank("query", "--timeout", "-1", "SELECT 1")
+    assert (negative.exit_code, negative.stdout) == (2, "")
+    assert "timeout must be 0 (no limit) or more seconds" in negative.stderr
+
+
+def test_query_refuses_fts3_tokenizer_and_reads_table_valued_pragmas(bank) -> None:
+    assert bank("project", "run", "balances").exit_code == 0
+    refused = bank("query", "SELECT fts3_tokenizer('simple')")
+    assert (refused.exit_code, refused.stdout) == (2, "")
+    assert refused.stderr == "esctl: error: query refused: fts3_tokenizer() is not allowed\n"
+    columns = bank("query", "SELECT name FROM pragma_table_info('balances') ORDER BY cid")
+    assert (columns.exit_code, columns.stderr) == (0, "")
+    assert lines(columns.stdout) == [{"name": "account"}, {"name": "balance"}, {"name": "version"}]
+    pages = bank("query", "SELECT count(*) > 0 AS some FROM dbstat WHERE name = 'balances'")
+    assert (pages.exit_code, lines(pages.stdout), pages.stderr) == (0, [{"some": 1}], "")
+    setting = bank("query", "PRAGMA journal_mode = DELETE")
+    assert (setting.exit_code, setting.stdout) == (2, "")
+    assert setting.stderr == "esctl: error: query is read-only: PRAGMA journal_mode = DELETE refused\n"
+
+
+def test_query_of_bytes_that_are_not_utf8_exits_2(bank) -> None:
+    # $'\xff' on the command line: Python hands the byte over as a lone surrogate.
+    sql = bank("query", "SELECT '\udcff'")
+    assert (sql.exit_code, sql.stdout) == (2, "")
+    assert sql.stderr == "esctl: error: query: the SQL is not valid UTF-8 (byte 0xff at character 9)\n"
+    param = bank("query", "SELECT :v", "--param", "v=\udcff")
+    assert (param.exit_code, param.stdout) == (2, "")
+    assert param.stderr == "esctl: error: query: parameter :v is not valid UTF-8 (byte 0xff at character 1)\n"
+
+
+def test_ctrl_c_stops_a_query_inside_one_sqlite_step(bank, db, tmp_path) -> None:
+    running = tmp_path / "running"  # created by the query's first progress check
+    env = {**os.environ, "ESCTL_DB": str(db), "ESCTL_TEST_QUERY_RUNNING": str(running)}
+    env.pop("ESCTL_READ_DB", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "esctl", "query", "--timeout", "0", ENDLESS_COUNT],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    try:
+        waited = time.monotonic()
+        while not running.exists():  # the barrier: SQLite is running the statement
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() - waited < 30, "the query never started"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert (proc.returncode, out, err) == (130, "", "esctl: interrupted\n")
