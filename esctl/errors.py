@@ -22,9 +22,28 @@ class EsctlError(Exception):
 
 
 class StoreError(EsctlError):
-    """The environment is wrong: not an esctl store, unknown schema, unreadable file."""
+    """The environment is wrong: not an esctl store, unknown schema, unreadable file.
+    Its subclasses name what the environment did (esctl.store.failures classifies
+    SQLite's errors into them)."""
 
     exit_code = 1
+
+
+class StoreReadOnly(StoreError):
+    """The store cannot be written: a read-only file system, a file or directory
+    without write permission. Reading still works."""
+
+
+class StoreFull(StoreError):
+    """The disk (or the database's size limit) is full; the write was rolled back."""
+
+
+class StoreDamaged(StoreError):
+    """The store's file is corrupt, or a stored row is not what esctl wrote."""
+
+
+class StoreBusy(StoreError):
+    """Another process held the store's write lock for longer than the busy timeout."""
 
 
 class InvalidInput(EsctlError):

@@ -224,11 +224,36 @@ def test_follow_applies_new_events_and_stops_cleanly_on_ctrl_c(db, cli) -> None:
         _out, err = proc.communicate(timeout=10)
     finally:
         proc.kill()
-    assert proc.returncode == 0
-    assert "stopped following" in err and "Traceback" not in err
+    assert proc.returncode == 130  # interrupted, as everywhere else
+    assert err.splitlines() == ["esctl: following balances: Ctrl-C stops", "esctl: stopped following"]
     assert lines(cli("query", "SELECT balance FROM balances WHERE account = 'bob'").stdout) == [
         {"balance": 100}
     ]
+
+
+def test_follow_stops_on_sigterm_with_143_and_nothing_half_applied(db, cli) -> None:
+    assert cli("import", str(BANK / "events.ndjson")).exit_code == 0
+    env = {**os.environ, "ESCTL_DB": str(db), "ESCTL_MODEL": str(BANK / "model.py")}
+    env.pop("ESCTL_READ_DB", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "esctl", "project", "run", "balances", "--follow"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    try:
+        # The barrier: the note it prints once it is following.
+        assert proc.stderr.readline() == "esctl: following balances: Ctrl-C stops\n"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert err == "esctl: stopped following (terminated)\n"
+    assert lines(out)[0]["checkpoint"] == 11
+    (doc,) = lines(cli("--model", str(BANK / "model.py"), "project", "list").stdout)
+    assert (doc["checkpoint"], doc["status"]) == (11, "live")
 
 
 def test_rebuild_and_reset_refuse_while_another_rebuild_runs(bank, db) -> None:
