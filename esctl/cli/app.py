@@ -135,10 +135,15 @@ def _environment_error(exc: Exception) -> EsctlError | None:
 
         return classify(exc, None)
     if isinstance(exc, OSError):
+        import errno
+
         from esctl.errors import StoreError
 
-        what = f": {exc.filename}" if exc.filename else ""
-        return StoreError(f"{exc.strerror or exc}{what}")
+        if exc.filename:
+            return StoreError(f"{exc.strerror or exc}: {exc.filename}")
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):  # only writes fail so
+            return StoreError(f"cannot write the output: {exc.strerror}")
+        return StoreError(f"I/O error: {exc.strerror or exc}")
     return None
 
 

@@ -91,8 +91,8 @@ def cannot_write(path: str) -> str | None:
     'read-only file system', 'permission denied', ...; None when the file system
     does not say it cannot (SQLite may still find out)."""
     directory = os.path.dirname(os.path.abspath(path))
-    with contextlib.suppress(OSError):
-        if os.statvfs(directory).f_flag & os.ST_RDONLY:
+    with contextlib.suppress(OSError):  # the file itself may be a read-only mount
+        if os.statvfs(path if os.path.exists(path) else directory).f_flag & os.ST_RDONLY:
             return "read-only file system"
     if os.path.exists(path) and not os.access(path, os.W_OK):
         return "permission denied"

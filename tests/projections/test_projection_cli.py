@@ -151,6 +151,29 @@ def test_verify_exits_5_on_a_hand_edited_row(bank, db) -> None:
     assert table.exit_code == 5 and "bob" in table.stdout
 
 
+def test_verify_of_a_failed_projection_says_it_failed_and_exits_2(cli, write_model) -> None:
+    model = write_model(COUNTER_MODEL.replace("sign = 1", "sign = 1 // event.data['x']"))
+    for x in (1, 0, 2):
+        assert cli("append", "s-1", "Added", json.dumps({"x": x})).exit_code == 0
+    assert cli("--model", str(model), "project", "run", "counts").exit_code == 2
+    result = cli("--model", str(model), "project", "verify", "counts")
+    assert result.exit_code == 2  # as `project run`: the model has to change
+    doc = json.loads(result.stdout)
+    assert (doc["ok"], doc["status"], doc["checkpoint"], doc["counts"]) == (False, "failed", 0, {})
+    assert (doc["error"]["position"], doc["error"]["stream"], doc["error"]["version"]) == (2, "s-1", 2)
+    (error,) = result.stderr.splitlines()
+    assert error.startswith("esctl: error: projection 'counts' has failed at position 2 (")
+    assert "ZeroDivisionError" in error
+    assert error.endswith(
+        "); its tables match a rebuild up to position 0: fix the model, then esctl project run counts"
+    )
+    table = cli("--model", str(model), "project", "verify", "counts", "-o", "table")
+    assert table.exit_code == 2
+    assert "counts has failed at position 2 (s-1 v2, Added)" in table.stdout
+    assert "its tables match a rebuild at checkpoint 0" in table.stdout
+    assert "✓" not in table.stdout
+
+
 def test_verify_of_a_projection_never_built_exits_4(bank) -> None:
     result = bank("project", "verify", "balances")
     assert result.exit_code == 4 and "has not been built" in result.stderr
