@@ -225,7 +225,7 @@ app = typer.Typer(
     name="esctl",
     help="An append-only event store in one SQLite file: append, replay, project, inspect.",
     no_args_is_help=True,
-    # Rich help and usage errors for a person; plain, unboxed text for pipes and logs.
+    # Rich help for a person, plain text for pipes and logs (errors are always our one line).
     rich_markup_mode="rich" if sys.stdout.isatty() and sys.stderr.isatty() else None,
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
