@@ -15,6 +15,19 @@ def shown(value: object, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
+def check_utf8(text: str, what: str) -> None:
+    """Names, ids, JSON and SQL are UTF-8 in the store. Bytes that are not arrive
+    from the command line or the environment as lone surrogates: they are named here
+    (`{what} is not valid UTF-8 (byte 0xff at character 9)`) instead of failing deep
+    inside as an encoding error."""
+    try:
+        text.encode()
+    except UnicodeEncodeError as exc:
+        code = ord(text[exc.start])
+        bad = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"U+{code:04X}"
+        raise InvalidInput(f"{what} is not valid UTF-8 ({bad} at character {exc.start + 1})") from None
+
+
 class EsctlError(Exception):
     """Base class: a failure esctl explains to its user without a traceback."""
 
@@ -22,9 +35,28 @@ class EsctlError(Exception):
 
 
 class StoreError(EsctlError):
-    """The environment is wrong: not an esctl store, unknown schema, unreadable file."""
+    """The environment is wrong: not an esctl store, unknown schema, unreadable file.
+    Its subclasses name what the environment did (esctl.store.failures classifies
+    SQLite's errors into them)."""
 
     exit_code = 1
+
+
+class StoreReadOnly(StoreError):
+    """The store cannot be written: a read-only file system, a file or directory
+    without write permission. Reading still works."""
+
+
+class StoreFull(StoreError):
+    """The disk (or the database's size limit) is full; the write was rolled back."""
+
+
+class StoreDamaged(StoreError):
+    """The store's file is corrupt, or a stored row is not what esctl wrote."""
+
+
+class StoreBusy(StoreError):
+    """Another process held the store's write lock for longer than the busy timeout."""
 
 
 class InvalidInput(EsctlError):

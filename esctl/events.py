@@ -108,6 +108,16 @@ def check_timestamp(value: object, where: str = "") -> str:
     return value
 
 
+def metadata_id(what: str, given: str | None, key: str, metadata: dict[str, Any] | None) -> object:
+    """An id given both on its own (`--correlation-id`) and in the metadata (its
+    `key`, e.g. correlation_id): the same value twice is fine; two different ones
+    are refused (InvalidInput). Returns the one value, None when neither has it."""
+    in_metadata = (metadata or {}).get(key)
+    if given is not None and in_metadata is not None and given != in_metadata:
+        raise InvalidInput(f"two {what}s: {given!r}, and {in_metadata!r} in metadata {key}")
+    return given if given is not None else in_metadata
+
+
 def category_of(stream: str) -> str:
     """The part of a stream name before its first '-' (the whole name if it has none)."""
     return stream.partition("-")[0]

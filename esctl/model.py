@@ -80,7 +80,14 @@ def load_model(spec: str) -> ModuleType:
         if exc.name == spec or (exc.name and spec.startswith(exc.name + ".")):
             raise InvalidInput(f"model {spec!r} not found (a module name, or a path to a .py file)") from None
         raise InvalidInput(f"model {spec}: {where(exc)}ModuleNotFoundError: {exc}") from None
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except SystemExit as exc:
+        # sys.exit() while importing would end esctl with the model's code, silently.
+        raise InvalidInput(
+            f"model {spec}: {where(exc)}SystemExit({exc.code!r}) while loading: a model must not exit"
+        ) from None
+    except BaseException as exc:
         raise InvalidInput(f"model {spec}: {where(exc)}{type(exc).__name__}: {exc}") from None
     _loaded[spec] = module
     return module

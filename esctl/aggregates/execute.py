@@ -15,7 +15,7 @@ from esctl.aggregates.definition import Aggregate, CommandContext, Emitted
 from esctl.aggregates.replay import Replayed, Replayer
 from esctl.aggregates.upcasting import SCHEMA_KEY, Upcasters
 from esctl.errors import ConcurrencyError, InvalidInput, WrongExpectedVersion, shown
-from esctl.events import NO_STREAM, NewEvent, RecordedEvent
+from esctl.events import NO_STREAM, NewEvent, RecordedEvent, metadata_id
 from esctl.ids import uuid7
 from esctl.store import EventStore
 
@@ -95,11 +95,8 @@ def _id(what: str, given: str | None, key: str, metadata: dict[str, Any] | None)
     in_metadata = (metadata or {}).get(key)
     if in_metadata is not None and not isinstance(in_metadata, str):
         raise InvalidInput(f"metadata {key} must be a string, got {shown(in_metadata)}")
-    if given is not None and in_metadata is not None and given != in_metadata:
-        raise InvalidInput(f"two {what}s: {given!r}, and {in_metadata!r} in metadata {key}")
-    if given is not None:
-        return given
-    return in_metadata if in_metadata is not None else uuid7()
+    found = metadata_id(what, given, key, metadata)
+    return found if isinstance(found, str) else uuid7()
 
 
 def _load(replayer: Replayer, stream: str) -> Replayed:

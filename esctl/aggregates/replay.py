@@ -37,6 +37,7 @@ from esctl.errors import EsctlError
 from esctl.events import RecordedEvent
 from esctl.fingerprint import fingerprint
 from esctl.store import EventStore
+from esctl.store.failures import check_stored_json
 from esctl.store.writer import Row  # what read_stream(raw=True) yields
 from esctl.usercode import where
 
@@ -156,6 +157,8 @@ class Folder:
         except EsctlError:
             raise
         except Exception as exc:
+            if isinstance(exc, orjson.JSONDecodeError):
+                check_stored_json(f"{stream} v{version}", data=data)
             raise self._failure(exc, stream, version, event_type) from exc
         return state, version
 
@@ -177,6 +180,8 @@ class Folder:
         except Exception as exc:
             if row is None:
                 raise self._failure(exc, "", 0, "") from exc
+            if isinstance(exc, orjson.JSONDecodeError):
+                check_stored_json(f"event {row[2]} ({row[0]} v{row[1]})", data=row[4], metadata=row[5])
             raise self._failure(exc, row[0], row[1], row[3]) from exc
         return state, row
 

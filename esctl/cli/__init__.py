@@ -11,6 +11,10 @@ def main() -> None:
         if getattr(sys, name) is None:
             setattr(sys, name, open(os.devnull, mode))  # noqa: SIM115 - lives as long as the process
 
-    from esctl.cli.app import app
+    try:
+        from esctl.cli.app import app
 
-    app(prog_name="esctl")
+        app(prog_name="esctl")
+    except KeyboardInterrupt:  # before the app handles it: while starting up
+        sys.stderr.write("esctl: interrupted\n")
+        sys.exit(130)

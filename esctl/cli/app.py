@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Annotated, Optional
+from typing import Annotated, NoReturn, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -17,26 +17,78 @@ from esctl import __version__
 from esctl.cli import output
 from esctl.cli.output import OutputFormat
 from esctl.cli.session import DEFAULT_DB, Session
-from esctl.errors import EsctlError
+from esctl.errors import EsctlError, InvalidInput, check_utf8
 
 
-class EsctlGroup(TyperGroup):
+class EsctlSubgroup(TyperGroup):
+    """A command group (`esctl`, `esctl project`): an unknown command is a usage
+    error that lists the group's commands."""
+
+    def resolve_command(self, ctx, args):  # type: ignore[no-untyped-def]
+        from typer._click.exceptions import UsageError
+
+        name = args[0] if args else ""
+        if (
+            name
+            and not name.startswith("-")
+            and not ctx.resilient_parsing
+            and self.get_command(ctx, name) is None
+        ):
+            commands = ", ".join(self.list_commands(ctx))
+            raise UsageError(f"no such command {name!r} (commands: {commands})", ctx)
+        return super().resolve_command(ctx, args)
+
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        from typer._click.exceptions import UsageError
+
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:
+            # Some parse errors carry no context: remember which command was parsed,
+            # for the hint line.
+            if exc.ctx is None and ctx.invoked_subcommand and not hasattr(exc, "command_path"):
+                exc.command_path = f"{ctx.command_path} {ctx.invoked_subcommand}"  # type: ignore[attr-defined]
+            raise
+
+
+class EsctlGroup(EsctlSubgroup):
+    """The root group: every failure leaves as one `esctl: error: ...` line (at most
+    one hint or note after it) and its documented exit code."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[no-untyped-def]
+        from typer._click.exceptions import ClickException
+
+        args = sys.argv[1:] if args is None else list(args)
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        _refuse_non_utf8(args)
+        try:
+            # Not standalone: Click's own error printing (a Usage:/Error: block,
+            # boxed by Rich on a terminal) is replaced by ours below.
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except ClickException as exc:
+            sys.exit(_click_error(exc))
+        except typer.Abort:  # a prompt's Ctrl-C or end of input
+            output.note("interrupted")
+            sys.exit(130)
+        # Not standalone, Typer returns an Exit's code, or the command's result (None).
+        sys.exit(rv if isinstance(rv, int) else 0)
+
     def invoke(self, ctx):  # type: ignore[no-untyped-def]
         try:
             return super().invoke(ctx)
         except EsctlError as exc:
-            output.error(str(exc))
-            for note in getattr(exc, "__notes__", ()):
-                output.note(note)
-            raise typer.Exit(exc.exit_code) from None
+            _error(exc, exc.exit_code)
         except BrokenPipeError:
             # `esctl read --all | head -1`: the reader left; stop quietly.
             devnull = os.open(os.devnull, os.O_WRONLY)
             with contextlib.suppress(OSError, ValueError):
                 os.dup2(devnull, sys.stdout.fileno())
             raise typer.Exit(141) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             output.note("interrupted")
+            for note in getattr(exc, "__notes__", ()):  # e.g. which import batches were committed
+                output.note(note)
             raise typer.Exit(130) from None
         except OverflowError as exc:  # a number SQLite cannot hold, from the command line
             output.error(f"a number is out of range (at most 2**63-1): {exc}")
@@ -44,12 +96,22 @@ class EsctlGroup(TyperGroup):
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except Exception as exc:
-            if os.environ.get("ESCTL_DEBUG"):
+            if _is_usage_error(exc) or os.environ.get("ESCTL_DEBUG"):
                 raise
-            if _is_usage_error(exc):
-                raise
-            output.error(f"unexpected {type(exc).__name__}: {exc} (set ESCTL_DEBUG=1 for a traceback)")
+            explained = _environment_error(exc)
+            if explained is not None:
+                _error(explained, explained.exit_code)
+            output.error(
+                f"unexpected {type(exc).__name__}: {exc} (a bug in esctl; ESCTL_DEBUG=1 shows the traceback)"
+            )
             raise typer.Exit(1) from None
+
+
+def _error(exc: BaseException, code: int) -> NoReturn:
+    output.error(str(exc))
+    for note in getattr(exc, "__notes__", ()):
+        output.note(note)
+    raise typer.Exit(code) from None
 
 
 def _is_usage_error(exc: Exception) -> bool:
@@ -58,12 +120,110 @@ def _is_usage_error(exc: Exception) -> bool:
     return isinstance(exc, ClickException)
 
 
+def _environment_error(exc: Exception) -> EsctlError | None:
+    """An SQLite or OS failure that got past the library's explanations (a read-model
+    database, a full disk under stdout), explained; None for anything else."""
+    import sqlite3
+
+    if isinstance(exc, sqlite3.Error):
+        from esctl.store.failures import classify
+
+        return classify(exc, None)
+    if isinstance(exc, OSError):
+        import errno
+
+        from esctl.errors import StoreError
+
+        if exc.filename:
+            return StoreError(f"{exc.strerror or exc}: {exc.filename}")
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):  # only writes fail so
+            return StoreError(f"cannot write the output: {exc.strerror}")
+        return StoreError(f"I/O error: {exc.strerror or exc}")
+    return None
+
+
+def _refuse_non_utf8(args: list[str]) -> None:
+    """Names, ids, filters, JSON and SQL are UTF-8 in the store, and so are paths in
+    its output: an argument (or ESCTL_* path) with other bytes is refused up front
+    (Python keeps such bytes as lone surrogates that would fail deep inside)."""
+    given = [("argument {}", a) for a in args]
+    given += [
+        (f"{v} ({{}})", os.environ[v])
+        for v in ("ESCTL_DB", "ESCTL_MODEL", "ESCTL_READ_DB")
+        if v in os.environ
+    ]
+    for what, value in given:
+        try:
+            check_utf8(value, "")
+        except InvalidInput:
+            try:  # shown as the bytes given: 's\xffx'
+                check_utf8(value, what.format(repr(os.fsencode(value))[1:]))
+            except InvalidInput as exc:
+                output.error(str(exc))
+                sys.exit(2)
+
+
+def _click_error(exc) -> int:  # type: ignore[no-untyped-def]
+    """Print a Click error the esctl way; its exit code (2 for usage errors)."""
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+
+    if isinstance(exc, NoArgsIsHelpError):
+        # The group's help, as `esctl` alone has always printed it (Rich drew it already).
+        if exc.format_message():
+            exc.show()
+        return exc.exit_code
+    output.error(_usage_message(exc) if isinstance(exc, UsageError) else exc.format_message())
+    if isinstance(exc, UsageError):
+        path = exc.ctx.command_path if exc.ctx is not None else getattr(exc, "command_path", "esctl")
+        output.note(f"see '{path} --help'")
+    return exc.exit_code
+
+
+def _usage_message(exc) -> str:  # type: ignore[no-untyped-def]
+    """One line naming the parameter: `--limit: -1 is not in the range x>=0`,
+    `missing argument STREAM`, `no such option --bogus (did you mean --all?)`."""
+    from typer._click.exceptions import BadParameter, MissingParameter, NoSuchOption
+
+    if isinstance(exc, MissingParameter):
+        kind = exc.param_type or (exc.param.param_type_name if exc.param else "parameter")
+        return f"missing {kind} {_param_name(exc)}"
+    if isinstance(exc, BadParameter):
+        return f"{_param_name(exc)}: {_sentence(exc.message)}"
+    if isinstance(exc, NoSuchOption):
+        message = f"no such option {exc.option_name}"
+        if exc.possibilities:
+            message += f" (did you mean {' or '.join(sorted(exc.possibilities))}?)"
+        return message
+    return _sentence(exc.message)
+
+
+def _param_name(exc) -> str:  # type: ignore[no-untyped-def]
+    """How the user wrote the parameter: its long option, or an argument's metavar."""
+    hint = exc.param_hint
+    if hint is not None:
+        return hint if isinstance(hint, str) else hint[0]
+    param = exc.param
+    if param is None:
+        return "a parameter"
+    if param.opts and param.param_type_name == "option":
+        return max(param.opts, key=len)
+    return (param.metavar or param.name or "").upper() or "an argument"
+
+
+def _sentence(message: str) -> str:
+    """Click's sentence as the rest of an esctl error line: no capital, no full stop."""
+    message = message.strip().rstrip(".")
+    if message[:1].isupper() and message[1:2].islower():
+        message = message[0].lower() + message[1:]
+    return message
+
+
 app = typer.Typer(
     cls=EsctlGroup,
     name="esctl",
     help="An append-only event store in one SQLite file: append, replay, project, inspect.",
     no_args_is_help=True,
-    # Rich help and usage errors for a person; plain, unboxed text for pipes and logs.
+    # Rich help for a person, plain text for pipes and logs (errors are always our one line).
     rich_markup_mode="rich" if sys.stdout.isatty() and sys.stderr.isatty() else None,
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,

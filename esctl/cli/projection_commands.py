@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from esctl.cli import output
-from esctl.cli.app import OutputOption, app
+from esctl.cli.app import EsctlSubgroup, OutputOption, app
 from esctl.cli.session import session
 from esctl.errors import InvalidInput, NotFound, VerificationFailed
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 project_app = typer.Typer(
     name="project",
+    cls=EsctlSubgroup,
     help="Read models built from the log: list, run, rebuild, verify, reset.",
     no_args_is_help=True,
     add_completion=False,
@@ -157,7 +158,6 @@ def _follow(store: Any, conn: Any, projections: list[Projection], out: Any) -> l
     from esctl.projections.runner import follow
 
     names = ", ".join(p.name for p in projections)
-    output.note(f"following {names}: Ctrl-C stops")
 
     def applied(result: Any) -> None:
         doc = {"name": result.name, "checkpoint": result.checkpoint, "applied": result.applied}
@@ -166,16 +166,22 @@ def _follow(store: Any, conn: Any, projections: list[Projection], out: Any) -> l
     def failure(exc: Any) -> None:
         output.error(str(exc))
 
+    terminated = False
+
     def on_term(_signum: int, _frame: Any) -> None:
+        nonlocal terminated
+        terminated = True
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
+        output.note(f"following {names}: Ctrl-C stops")  # once SIGTERM is handled too
         return follow(store, conn, projections, on_result=applied, on_failure=failure)
     except KeyboardInterrupt:
-        # Each batch commits or rolls back whole: stopping here loses nothing.
-        output.note("stopped following")
-        return []
+        # Each batch commits or rolls back whole (follow rolled back the one being
+        # applied): stopping here loses nothing. Killed by a signal: 128 + its number.
+        output.note("stopped following" + (" (terminated)" if terminated else ""))
+        raise typer.Exit(128 + (signal.SIGTERM if terminated else signal.SIGINT)) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -226,24 +232,23 @@ def verify(
 ) -> None:
     """Rebuild into scratch databases (twice) and compare with the live tables.
 
-    Exit 5 on differences, 2 when a handler fails while rebuilding."""
+    Exit 5 on differences, 2 when a handler fails while rebuilding or the projection
+    has failed (its handler failed on an event: fix the model, then run it)."""
     from esctl.projections.definition import pick
     from esctl.projections.verify import verify as verify_projection
 
     (projection,) = pick(_projections(ctx), [name])
     with session(ctx).store() as store:
         report = verify_projection(store, session(ctx).read_path, projection)
-    doc = {
-        "name": report.name,
-        "checkpoint": report.checkpoint,
-        "ok": report.ok,
-        "rows": report.rows,
-        "counts": {k: v for k, v in report.counts.items() if v},
-        "differences": [d.to_dict() for d in report.differences],
-    }
     if len(report.differences) < report.total:
         output.note(f"showing the first {len(report.differences)} of {report.total} differences")
-    session(ctx).output(output_format).document(doc, "verify_report")
+    session(ctx).output(output_format).document(report.to_dict(), "verify_report")
+    if report.failed:
+        raise InvalidInput(
+            f"projection {name!r} has failed at position {report.failure['position']}"  # type: ignore[index]
+            f" ({report.failure['message']}); its tables {'match' if not report.total else 'differ from'}"  # type: ignore[index]
+            f" a rebuild up to position {report.checkpoint}: fix the model, then esctl project run {name}"
+        )
     if not report.ok:
         raise VerificationFailed(f"projection {name!r} differs from a rebuild: {report.summary()}")
 

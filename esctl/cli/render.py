@@ -451,9 +451,21 @@ def verify_report(doc: dict[str, Any]) -> None:
     """`project verify`: a verdict, then each difference with the values that differ."""
     out = console()
     tables = ", ".join(f"{name} ({n} rows)" for name, n in doc["rows"].items()) or "no tables"
-    if doc["ok"]:
-        verdict = f"✓ {doc['name']} matches a rebuild at checkpoint {doc['checkpoint']}: {tables}"
-        out.print(Text(verdict, style="green"))
+    failure = doc.get("error")
+    if failure:  # a handler failed: the projection is stuck there, whatever its tables
+        out.print(
+            Text(
+                f"✗ {doc['name']} has failed at position {failure['position']} ({failure['stream']}"
+                f" v{failure['version']}, {failure['type']}): {failure['message']}",
+                style="red",
+            )
+        )
+    if not doc["counts"]:
+        if failure:
+            out.print(Text(f"its tables match a rebuild at checkpoint {doc['checkpoint']}: {tables}"))
+        else:
+            verdict = f"✓ {doc['name']} matches a rebuild at checkpoint {doc['checkpoint']}: {tables}"
+            out.print(Text(verdict, style="green"))
         return
     counts = ", ".join(f"{n} {kind}" for kind, n in doc["counts"].items())
     verdict = f"✗ {doc['name']} differs from a rebuild at checkpoint {doc['checkpoint']}: {counts}"

@@ -79,6 +79,8 @@ class Session:
         store.close()
         if store.created and announce:
             output.note(f"created a new store at {store.path}")
+        if store.read_only is not None:  # after the output; a failed write said so itself
+            output.note(f"{store.path} is read-only ({store.read_only}): it was read, nothing can be written")
 
     def read_models(self, store: EventStore, *, create: bool = False) -> sqlite3.Connection | None:
         """The read-model database (created when `create`), or None when it does not

@@ -58,7 +58,7 @@ def append(
     output_format: OutputOption = None,
 ) -> None:
     """Append one event to a stream, with an optimistic concurrency check."""
-    from esctl.events import NewEvent, check_stream, check_type, parse_expected_version
+    from esctl.events import NewEvent, check_stream, check_type, metadata_id, parse_expected_version
     from esctl.ids import canonical_id
 
     check_stream(stream)
@@ -66,10 +66,13 @@ def append(
     expected = parse_expected_version(expected_version, "--expected-version: ")
     body = json_object(data if data is not None else "{}", "DATA")
     meta = json_object(metadata, "--metadata")
-    if correlation_id is not None:
-        meta["correlation_id"] = correlation_id
-    if causation_id is not None:
-        meta["causation_id"] = causation_id
+    # The rule exec follows: an id given twice must be the same id.
+    for what, given, key in (
+        ("correlation id", correlation_id, "correlation_id"),
+        ("causation id", causation_id, "causation_id"),
+    ):
+        if given is not None:
+            meta[key] = metadata_id(what, given, key, meta)
     new = NewEvent(
         stream, event_type, body, meta, canonical_id(event_id, "--id: ") if event_id is not None else None
     )

@@ -15,6 +15,7 @@ from esctl.events import ENVELOPE_KEYS, RecordedEvent
 from esctl.projections.catalog import Guard
 from esctl.projections.definition import Projection
 from esctl.projections.tables import Tables
+from esctl.store.failures import check_stored_json, classify
 from esctl.usercode import where
 
 
@@ -139,6 +140,10 @@ class Applier:
             event = None
             tables.flush()
         except Exception as exc:
+            if isinstance(exc, sqlite3.Error) and classify(exc, None) is not None:
+                raise  # a full disk, a read-only file: not the handler's fault
+            if isinstance(exc, codec.JSONDecodeError):
+                check_stored_json(f"event {p} ({s} v{v})", data=data, metadata=metadata)
             if event is None:  # the final flush: blame the last event
                 s, v, p, t = rows[-1][:4]
                 event = RecordedEvent(s, v, p, t, {}, {}, rows[-1][6], rows[-1][7])

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from esctl import codec
-from esctl.errors import ConcurrencyError, InvalidInput, NotFound, StoreError
+from esctl.errors import ConcurrencyError, InvalidInput, NotFound, StoreError, StoreReadOnly
 from esctl.events import utc_now
 from esctl.projections import authorizer
 from esctl.projections.definition import Projection, Table, quote
@@ -59,19 +59,34 @@ class Record:
 
 def open_read_models(store_path: str, read_db: str | None, *, create: bool) -> sqlite3.Connection:
     """A connection to the read-model database, in autocommit mode (callers BEGIN).
+    Without `create` it may be read-only (a store on read-only media, or in a
+    read-only directory); with it, a database that cannot be written raises
+    StoreReadOnly.
 
     Read models can always be rebuilt from the log, so commits use synchronous=NORMAL
     (WAL keeps them atomic; a power cut can lose the last ones, never half of one)."""
+    from esctl.store.failures import classify, not_writable, primary_code
+    from esctl.store.schema import open_read_only
+
     path = read_db or store_path
-    if (not os.path.exists(path) or os.path.getsize(path) == 0) and not create:
+    exists = os.path.exists(path) and os.path.getsize(path) > 0
+    if not exists and not create:
         raise NotFound(f"no read-model database at {path}")
+    if create and exists and not os.access(path, os.W_OK):
+        raise StoreReadOnly(f"{not_writable(path)}: cannot write {path}")
     try:
         conn = sqlite3.connect(path, timeout=60.0, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode = WAL")
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as exc:
+            if create or primary_code(exc) not in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY):
+                raise
+            conn.close()
+            return open_read_only(path, check_same_thread=False)
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: rebuilds touch many pages
     except sqlite3.DatabaseError as exc:
-        raise StoreError(f"{path} cannot hold read models: {exc}") from None
+        raise classify(exc, path) or StoreError(f"{path} cannot hold read models: {exc}") from None
     return conn
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from esctl.errors import EsctlError, InvalidInput, NotFound, QueryTimeout
+from esctl.errors import EsctlError, InvalidInput, NotFound, QueryTimeout, check_utf8
 from esctl.projections import authorizer
 
 _NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")
@@ -74,11 +74,11 @@ def run_query(
     if _NOTHING.fullmatch(sql):
         raise InvalidInput("query: no SQL statement given")
     params = dict(params or {})
-    _check_utf8(sql, "the SQL")
+    _query_utf8(sql, "the SQL")
     for name, value in params.items():
-        _check_utf8(name, "a parameter name")
+        _query_utf8(name, "a parameter name")
         if isinstance(value, str):
-            _check_utf8(value, f"parameter :{name}")
+            _query_utf8(value, f"parameter :{name}")
     if not os.path.exists(path) or os.path.getsize(path) == 0:
         raise NotFound(f"no read-model database at {path}")
     conn = sqlite3.connect(read_only_uri(path), uri=True)
@@ -98,15 +98,8 @@ def run_query(
     return QueryResult(columns, _rows(run, cursor, columns))
 
 
-def _check_utf8(text: str, what: str) -> None:
-    """SQLite reads UTF-8: bytes that are not (a command-line argument brings them as
-    lone surrogates) are named here rather than failing as an encoding error."""
-    try:
-        text.encode()
-    except UnicodeEncodeError as exc:
-        code = ord(text[exc.start])
-        bad = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"U+{code:04X}"
-        raise InvalidInput(f"query: {what} is not valid UTF-8 ({bad} at character {exc.start + 1})") from None
+def _query_utf8(text: str, what: str) -> None:
+    check_utf8(text, f"query: {what}")
 
 
 # The progress handler runs every STEPS_PER_CHECK SQLite VM steps, about every 0.3 ms

@@ -20,7 +20,8 @@ from esctl.projections import catalog
 from esctl.projections.apply import Applier, HandlerFailed, ProjectionFailed
 from esctl.projections.definition import Projection
 from esctl.store import EventStore
-from esctl.transaction import immediate
+from esctl.store.failures import classify, database_path
+from esctl.transaction import immediate, rollback
 
 BATCH = 2_000  # events per transaction when catching up
 Progress = Callable[[int], None]
@@ -117,7 +118,26 @@ def catch_up(
     batch_size: int = BATCH,
     progress: Progress | None = None,
 ) -> RunResult:
-    """Apply every event after the checkpoint (up to `to_position`, default the head)."""
+    """Apply every event after the checkpoint (up to `to_position`, default the head).
+    Environment failures of the read-model database (a full disk, a read-only
+    file) raise esctl errors naming it; the batch being applied is rolled back."""
+    try:
+        return _catch_up(store, conn, projection, to_position, batch_size, progress)
+    except sqlite3.Error as exc:
+        error = classify(exc, database_path(conn))
+        if error is None:
+            raise
+        raise error from None
+
+
+def _catch_up(
+    store: EventStore,
+    conn: sqlite3.Connection,
+    projection: Projection,
+    to_position: int | None,
+    batch_size: int,
+    progress: Progress | None,
+) -> RunResult:
     started = time.perf_counter()
     rec = prepare(conn, projection)
     # A failed projection whose code changed: that change is the fix. Resume with it.
@@ -189,24 +209,32 @@ def follow(
     poll_seconds: float = 0.02,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> list[ProjectionFailed | ProjectionNeedsRebuild]:
-    """Keep the projections caught up until `should_stop` (or Ctrl-C). A failing
-    projection is reported and left behind; the others go on. New events are noticed
-    through SQLite's data_version, polled every `poll_seconds`."""
+    """Keep the projections caught up until `should_stop`. A failing projection is
+    reported and left behind; the others go on. New events are noticed through
+    SQLite's data_version, polled every `poll_seconds`.
+
+    A KeyboardInterrupt (Ctrl-C, or whatever a signal handler raises) stops it: the
+    batch being applied is rolled back (each batch commits whole with its
+    checkpoint, so nothing is lost) and the exception goes on to the caller."""
     active = list(projections)
     failures: list[ProjectionFailed | ProjectionNeedsRebuild] = []
-    for _ in _changes(store, poll_seconds, should_stop):
-        for projection in list(active):
-            try:
-                result = catch_up(store, conn, projection)
-            except (ProjectionFailed, ProjectionNeedsRebuild) as failed:
-                active.remove(projection)
-                failures.append(failed)
-                on_failure(failed)
-                continue
-            if result.applied or result.checkpoint != result.start:
-                on_result(result)
-        if not active:
-            break
+    try:
+        for _ in _changes(store, poll_seconds, should_stop):
+            for projection in list(active):
+                try:
+                    result = catch_up(store, conn, projection)
+                except (ProjectionFailed, ProjectionNeedsRebuild) as failed:
+                    active.remove(projection)
+                    failures.append(failed)
+                    on_failure(failed)
+                    continue
+                if result.applied or result.checkpoint != result.start:
+                    on_result(result)
+            if not active:
+                break
+    except BaseException:
+        rollback(conn)  # `immediate` has done so already, unless interrupted between BEGIN and its try
+        raise
     return failures
 
 

@@ -19,13 +19,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from esctl import codec
 from esctl.errors import NotFound, StoreError
 from esctl.projections import catalog
 from esctl.projections.apply import ProjectionFailed
 from esctl.projections.definition import Projection, quote
-from esctl.projections.query import read_only_uri
 from esctl.projections.runner import catch_up
 from esctl.store import EventStore
+from esctl.store.schema import read_only_uri
 
 MAX_REPORTED = 10_000  # differences kept for the report; all are counted
 KINDS = ("missing", "extra", "different", "nondeterministic", "schema")
@@ -53,19 +54,35 @@ class Difference:
 
 @dataclass
 class VerifyReport:
+    """What `verify` found. `ok` only when the live tables match a rebuild and the
+    projection has not failed: a failed projection's tables may match a rebuild up
+    to its checkpoint, but it is stuck at the event its handler failed on
+    (`failure`, as `project list` shows it) until the model is fixed."""
+
     name: str
     checkpoint: int
     rows: dict[str, int] = field(default_factory=dict)  # live rows per table
     differences: list[Difference] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    failure: dict[str, Any] | None = None  # the event a handler failed on, and why
 
     @property
     def total(self) -> int:
         return sum(self.counts.values())
 
     @property
+    def failed(self) -> bool:
+        return self.failure is not None
+
+    @property
     def ok(self) -> bool:
-        return self.total == 0
+        return self.total == 0 and not self.failed
+
+    @property
+    def status(self) -> str:
+        """'failed' (a handler failed: fix the model), 'differs' (the tables do not
+        match a rebuild) or 'matches'."""
+        return "failed" if self.failed else "differs" if self.total else "matches"
 
     def add(self, difference: Difference) -> None:
         self.counts[difference.kind] += 1
@@ -75,6 +92,23 @@ class VerifyReport:
     def summary(self) -> str:
         parts = [f"{n} {kind}" for kind, n in self.counts.items() if n]
         return ", ".join(parts) if parts else "no differences"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as `esctl project verify` prints it: name, checkpoint, ok,
+        status, rows, counts (the kinds found), differences (the first
+        MAX_REPORTED), and error (the failure) when failed."""
+        doc: dict[str, Any] = {
+            "name": self.name,
+            "checkpoint": self.checkpoint,
+            "ok": self.ok,
+            "status": self.status,
+            "rows": self.rows,
+            "counts": {kind: n for kind, n in self.counts.items() if n},
+            "differences": [d.to_dict() for d in self.differences],
+        }
+        if self.failure is not None:
+            doc["error"] = self.failure
+        return doc
 
 
 def verify(
@@ -135,11 +169,11 @@ def _compare(
         conn.execute("ATTACH DATABASE ? AS again", (pathlib.Path(paths[1]).as_uri(),))
         conn.execute("BEGIN")  # one snapshot of the live tables and their checkpoint
         row = conn.execute(
-            f"SELECT checkpoint FROM live.{catalog.CATALOG} WHERE name = ?", (projection.name,)
+            f"SELECT checkpoint, failure FROM live.{catalog.CATALOG} WHERE name = ?", (projection.name,)
         ).fetchone()
         if row is None or row[0] != checkpoint:
             return None  # it moved while we rebuilt: try again
-        report = VerifyReport(projection.name, checkpoint)
+        report = VerifyReport(projection.name, checkpoint, failure=codec.loads(row[1]) if row[1] else None)
         for name, table in projection.tables.items():
             live_columns = _columns(conn, "live", name)
             if not live_columns:

@@ -4,9 +4,11 @@ and the checks that refuse a file which is not an esctl store (without touching 
 from __future__ import annotations
 
 import os
+import pathlib
 import sqlite3
 
-from esctl.errors import NotFound, StoreError
+from esctl.errors import NotFound, StoreError, StoreReadOnly
+from esctl.store.failures import cannot_open, classify, not_writable, primary_code
 from esctl.transaction import immediate
 
 SCHEMA_VERSION = 1
@@ -49,42 +51,101 @@ CREATE TABLE esctl_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
-def connect(path: str, *, create: bool) -> tuple[sqlite3.Connection, bool]:
+def connect(path: str, *, create: bool) -> tuple[sqlite3.Connection, bool, str | None]:
     """Open the store at `path`, creating it when `create` is true.
 
     A file that is not an esctl store, or has a schema this version does not know,
-    raises StoreError and is left exactly as it was. Returns the connection and
-    whether this call created the store.
+    raises StoreError and is left exactly as it was. Returns the connection,
+    whether this call created the store, and why it is read-only (None when it
+    can be written): a store on read-only media, or in a directory where SQLite
+    cannot create its -wal and -shm files, is opened for reading only.
     """
     exists = os.path.exists(path)
-    if not exists and not create:
-        raise NotFound(f"no event store at {path}")
-    if exists:
+    if not exists:
+        directory = os.path.dirname(path) or "."
+        if not os.path.isdir(directory):
+            missing = "does not exist" if not os.path.exists(directory) else "is not a directory"
+            if not create:
+                raise NotFound(f"no event store at {path} (directory {directory} {missing})")
+            raise StoreError(f"directory {directory} {missing}")
+        if not create:
+            raise NotFound(f"no event store at {path}")
+    else:
         _check_header(path, create)
     try:
         conn = sqlite3.connect(path, timeout=60.0, isolation_level=None)
     except sqlite3.Error as exc:
-        raise StoreError(f"cannot open {path}: {exc}") from None
+        raise StoreError(cannot_open(path, exc)) from None
     created = False
+    read_only: str | None = None
     try:
-        _check_identity(conn, path, create)
-        conn.execute("PRAGMA synchronous = FULL")  # a successful append is on disk
+        try:
+            _check_identity(conn, path, create)
+        except sqlite3.OperationalError as exc:
+            if not exists or primary_code(exc) not in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY):
+                raise
+            conn.close()
+            conn = open_read_only(path)
+            read_only = not_writable(path)
+            _check_identity(conn, path, create)
+        if read_only is None and exists and not os.access(path, os.W_OK):
+            read_only = not_writable(path)
+        if read_only is None:
+            conn.execute("PRAGMA synchronous = FULL")  # a successful append is on disk
         # 64 MiB of page cache (allocated only as used): the (stream, version) and id
         # indexes of a million-event import outgrow the 2 MiB default, which measured
         # ~35% slower imports.
         conn.execute("PRAGMA cache_size = -65536")
         if conn.execute("PRAGMA application_id").fetchone()[0] == 0:
+            if read_only is not None:
+                raise StoreReadOnly(f"{read_only}: cannot create the store {path}")
             created = _create(conn, path)
-    except sqlite3.OperationalError as exc:  # permissions, locks, disk: not the file's identity
-        conn.close()
-        raise StoreError(f"cannot open {path}: {exc}") from None
     except sqlite3.DatabaseError as exc:
         conn.close()
+        error = classify(exc, path)
+        if error is not None and primary_code(exc) != sqlite3.SQLITE_NOTADB:
+            raise error from None
+        if isinstance(exc, sqlite3.OperationalError):
+            raise StoreError(f"cannot open {path}: {exc}") from None
         raise StoreError(f"{path} is not an esctl event store ({exc})") from None
     except BaseException:
         conn.close()
         raise
-    return conn, created
+    return conn, created, read_only
+
+
+def open_read_only(path: str, **options: object) -> sqlite3.Connection:
+    """A read-only connection to the database at `path` (see read_only_uri)."""
+    return sqlite3.connect(read_only_uri(path), uri=True, isolation_level=None, **options)  # type: ignore[call-overload]
+
+
+def read_only_uri(path: str) -> str:
+    """An SQLite URI that reads the WAL database at `path`, also where its -shm
+    cannot be created (read-only media, a read-only directory).
+
+    `mode=ro` works wherever the -shm exists or can be created. Elsewhere only
+    `immutable=1` opens it: SQLite then takes no locks and ignores any -wal, so it is
+    used only when there is no -wal holding changes (on read-only media nobody can
+    write anyway; in a read-only directory a writer with more rights that starts
+    meanwhile is not seen)."""
+    uri = pathlib.Path(path).absolute().as_uri() + "?mode=ro"
+    try:
+        probe = sqlite3.connect(uri, uri=True)
+        try:
+            probe.execute("PRAGMA application_id").fetchone()
+        finally:
+            probe.close()
+        return uri
+    except sqlite3.OperationalError as exc:
+        if primary_code(exc) not in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY):
+            raise
+    wal = path + "-wal"
+    if os.path.exists(wal) and os.path.getsize(wal) > 0:
+        raise StoreReadOnly(
+            f"{not_writable(path)}: cannot read {path}: its -wal file holds changes that SQLite can"
+            " only apply where it may write (copy the store with its -wal and -shm to a writable place)"
+        )
+    return uri + "&immutable=1"
 
 
 def _check_header(path: str, create: bool) -> None:

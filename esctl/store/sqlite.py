@@ -3,20 +3,35 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
-from esctl.errors import InvalidInput, NotFound, StoreError
+from esctl.errors import InvalidInput, NotFound, StoreReadOnly
 from esctl.events import ANY, ExpectedVersion, NewEvent, RecordedEvent, check_stream, parse_expected_version
 from esctl.store import schema
+from esctl.store.failures import classify, translate, translated
 from esctl.store.writer import HEAD_POSITION, SELECT_EVENT, STREAM_VERSION, Writer, decode
+
+T = TypeVar("T")
 
 CHUNK = 5_000  # events per executemany inside an import
 _MAX_STREAM_SET = 100_000
+
+
+def _reading(method: Callable[..., T]) -> Callable[..., T]:
+    """Environment failures (a damaged file, an I/O error) of a read, as esctl errors."""
+
+    @functools.wraps(method)
+    def read(self: EventStore, *args: Any, **kwargs: Any) -> T:
+        with translated(self.path):
+            return method(self, *args, **kwargs)
+
+    return read
 
 
 @dataclass(slots=True)
@@ -69,16 +84,28 @@ class EventStore:
     `EventStore.open(path)` opens an existing store; `create=True` creates it.
     """
 
-    def __init__(self, path: str, conn: sqlite3.Connection, *, created: bool = False) -> None:
+    def __init__(
+        self, path: str, conn: sqlite3.Connection, *, created: bool = False, read_only: str | None = None
+    ) -> None:
         self.path = path
         self.conn = conn
         self.created = created  # this open created the store
+        # Why the store cannot be written ('read-only file system', 'permission
+        # denied', ...), or None. A read-only store can still be read.
+        self.read_only = read_only
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, create: bool = False) -> EventStore:
+        """Open the store (StoreError, NotFound when that fails). A store that cannot
+        be written (read-only media or file, a read-only directory) opens for
+        reading, with `read_only` saying why; writing to it raises StoreReadOnly."""
         path = os.fspath(path)
-        conn, created = schema.connect(path, create=create)
-        return cls(path, conn, created=created)
+        conn, created, read_only = schema.connect(path, create=create)
+        return cls(path, conn, created=created, read_only=read_only)
+
+    def _writable(self) -> None:
+        if self.read_only is not None:
+            raise StoreReadOnly(f"{self.read_only}: cannot write {self.path}")
 
     def close(self) -> None:
         self.conn.close()
@@ -111,14 +138,18 @@ class EventStore:
             batch.append(
                 ("", replace(event, expected_version=expected if index == 0 and expected is not ANY else own))
             )
+        self._writable()
         writer = Writer(self.conn)
-        writer.begin()
         try:
+            writer.begin()
             written = writer.write(batch)
             writer.commit()
-        except BaseException:
+        except BaseException as exc:
             writer.rollback()
-            raise
+            error = translate(exc, self.path)
+            if error is exc:
+                raise
+            raise error from None
         events_out = [o if isinstance(o, RecordedEvent) else decode(o) for o in written.outcomes]
         return AppendResult(events_out, written.duplicates)
 
@@ -167,8 +198,9 @@ class EventStore:
                 progress(len(chunk))
             chunk.clear()
 
-        writer.begin()
+        self._writable()
         try:
+            writer.begin()
             for item in events:
                 chunk.append(item)
                 in_batch += 1
@@ -185,18 +217,26 @@ class EventStore:
             writer.commit()
         except BaseException as exc:
             writer.rollback()
-            if batch_size and committed.imported + committed.duplicates and isinstance(exc, Exception):
+            error = translate(exc, self.path)
+            if (
+                batch_size
+                and committed.imported + committed.duplicates
+                and isinstance(error, (Exception, KeyboardInterrupt))
+            ):
                 upto = f" up to {last_where.rstrip(': ')}" if last_where else ""
-                exc.add_note(
+                error.add_note(
                     f"the batches{upto} were committed ({committed.imported} events imported,"
                     f" {committed.duplicates} duplicates skipped); the failing batch was rolled back."
                     " Re-running the import skips lines with ids as duplicates; lines without ids"
                     " would be written twice, so resume after the committed lines instead"
                 )
-            raise
+            if error is exc:
+                raise
+            raise error from None
         summary.streams = len(streams) if streams is not None else self._streams_in(ranges)
         return summary
 
+    @_reading
     def _streams_in(self, ranges: list[list[int]]) -> int:
         """Distinct streams among the events at these position ranges."""
         if not ranges:
@@ -209,12 +249,15 @@ class EventStore:
 
     # --- reading ------------------------------------------------------------------
 
+    @_reading
     def head_position(self) -> int:
         return self.conn.execute(HEAD_POSITION).fetchone()[0]
 
+    @_reading
     def stream_version(self, stream: str) -> int:
         return self.conn.execute(STREAM_VERSION, (stream,)).fetchone()[0]
 
+    @_reading
     def read_stream(
         self,
         stream: str,
@@ -238,6 +281,7 @@ class EventStore:
         sql += " ORDER BY version DESC" if backwards else " ORDER BY version"
         return self._select(sql, params, limit, raw)
 
+    @_reading
     def read_stream_data(
         self, stream: str, *, from_version: int = 1, to_version: int | None = None
     ) -> Iterator[tuple[int, str, str]]:
@@ -249,8 +293,9 @@ class EventStore:
         if to_version is not None:
             sql += " AND version <= ?"
             params.append(to_version)
-        return _rows(self.conn.execute(sql + " ORDER BY version", params))
+        return _rows(self.conn.execute(sql + " ORDER BY version", params), self.path)
 
+    @_reading
     def read_all(
         self,
         *,
@@ -284,9 +329,10 @@ class EventStore:
         cursor = self.conn.execute(sql, params)
         cursor.arraysize = 1000
         if raw:
-            return _rows(cursor)
-        return (decode(row) for row in _rows(cursor))
+            return _rows(cursor, self.path)
+        return (decode(row) for row in _rows(cursor, self.path))
 
+    @_reading
     def streams(self, *, category: str | None = None) -> Iterator[StreamSummary]:
         where = "WHERE category = ?" if category is not None else ""
         sql = f"""
@@ -298,8 +344,9 @@ class EventStore:
             ORDER BY last.stream
         """
         cursor = self.conn.execute(sql, [category] if category is not None else [])
-        return (StreamSummary(*row) for row in _rows(cursor))
+        return (StreamSummary(*row) for row in _rows(cursor, self.path))
 
+    @_reading
     def info(self) -> dict[str, Any]:
         c = self.conn
         events, streams, head = c.execute(
@@ -318,6 +365,7 @@ class EventStore:
             "types": dict(c.execute("SELECT type, count(*) FROM events GROUP BY type ORDER BY 2 DESC, 1")),
         }
 
+    @_reading
     def stream_info(self, stream: str) -> dict[str, Any]:
         check_stream(stream, allow_reserved=True)
         version = self.stream_version(stream)
@@ -346,12 +394,12 @@ class EventStore:
         }
 
 
-def _rows(cursor: sqlite3.Cursor) -> Iterator[tuple]:
+def _rows(cursor: sqlite3.Cursor, path: str) -> Iterator[tuple]:
     try:
         while batch := cursor.fetchmany():
             yield from batch
-    except sqlite3.DatabaseError as exc:  # pragma: no cover - disk or corruption errors
-        raise StoreError(f"reading the store failed: {exc}") from None
+    except sqlite3.Error as exc:
+        raise classify(exc, path) or exc from None
     finally:
         # A reader that stopped early (`| head`) may finalise us after the store closed.
         with contextlib.suppress(sqlite3.ProgrammingError):

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 import orjson
 
 from esctl import codec
-from esctl.errors import DuplicateEventId, InvalidInput, StoreError, WrongExpectedVersion
+from esctl.errors import DuplicateEventId, InvalidInput, StoreBusy, WrongExpectedVersion
 from esctl.events import ANY, MAX_EVENT_BYTES, NewEvent, RecordedEvent, utc_now, validate, version_matches
 from esctl.ids import uuid7
+from esctl.store.failures import check_stored_json, primary_code
+from esctl.transaction import begin_immediate, rollback
 
 # One column order for every row esctl reads or writes: the envelope's.
 COLUMNS = "stream, version, position, type, data, metadata, id, recorded_at"
@@ -54,12 +56,12 @@ class Writer:
 
     def begin(self) -> None:
         try:
-            self.conn.execute("BEGIN IMMEDIATE")
+            begin_immediate(self.conn)
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
+            if primary_code(exc) not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 raise
             timeout = self.conn.execute("PRAGMA busy_timeout").fetchone()[0] / 1000
-            raise StoreError(
+            raise StoreBusy(
                 f"the store is busy: another writer held it for {timeout:.0f} s (a long import?); try again"
             ) from None
         self.head = self.conn.execute(HEAD_POSITION).fetchone()[0]
@@ -69,8 +71,7 @@ class Writer:
         self.conn.execute("COMMIT")
 
     def rollback(self) -> None:
-        if self.conn.in_transaction:
-            self.conn.execute("ROLLBACK")
+        rollback(self.conn)
         self._versions.clear()
 
     def version(self, stream: str) -> int:
@@ -190,9 +191,14 @@ def _row(where: str, event: NewEvent, position: int, version: int, now: str) -> 
 
 
 def decode(row: Row) -> RecordedEvent:
-    """A RecordedEvent from a row (selected with SELECT_EVENT, or built for INSERT)."""
+    """A RecordedEvent from a row (selected with SELECT_EVENT, or built for INSERT).
+    A stored row whose data or metadata is not JSON raises StoreDamaged."""
     s, v, p, t, data, metadata, i, r = row
-    return RecordedEvent(s, v, p, t, orjson.loads(data), orjson.loads(metadata), i, r)
+    try:
+        return RecordedEvent(s, v, p, t, orjson.loads(data), orjson.loads(metadata), i, r)
+    except (orjson.JSONDecodeError, TypeError):
+        check_stored_json(f"event {p} ({s} v{v})", data=data, metadata=metadata)
+        raise
 
 
 def _canonical(value: object) -> bytes:

@@ -136,7 +136,7 @@ def test_append_same_id_is_idempotent_and_different_content_conflicts(cli):
             ["s-1", "T", '{"n": 18446744073709551616}'],
             "cannot be stored as JSON: Integer exceeds 64-bit range",
         ),
-        (["s\udcffx", "T"], '"stream" must be 1-255 characters'),
+        (["s\udcffx", "T"], "argument 's\\xffx' is not valid UTF-8"),
     ],
 )
 def test_append_bad_input_exits_2_and_writes_nothing(cli, db, args, message):

@@ -151,6 +151,29 @@ def test_verify_exits_5_on_a_hand_edited_row(bank, db) -> None:
     assert table.exit_code == 5 and "bob" in table.stdout
 
 
+def test_verify_of_a_failed_projection_says_it_failed_and_exits_2(cli, write_model) -> None:
+    model = write_model(COUNTER_MODEL.replace("sign = 1", "sign = 1 // event.data['x']"))
+    for x in (1, 0, 2):
+        assert cli("append", "s-1", "Added", json.dumps({"x": x})).exit_code == 0
+    assert cli("--model", str(model), "project", "run", "counts").exit_code == 2
+    result = cli("--model", str(model), "project", "verify", "counts")
+    assert result.exit_code == 2  # as `project run`: the model has to change
+    doc = json.loads(result.stdout)
+    assert (doc["ok"], doc["status"], doc["checkpoint"], doc["counts"]) == (False, "failed", 0, {})
+    assert (doc["error"]["position"], doc["error"]["stream"], doc["error"]["version"]) == (2, "s-1", 2)
+    (error,) = result.stderr.splitlines()
+    assert error.startswith("esctl: error: projection 'counts' has failed at position 2 (")
+    assert "ZeroDivisionError" in error
+    assert error.endswith(
+        "); its tables match a rebuild up to position 0: fix the model, then esctl project run counts"
+    )
+    table = cli("--model", str(model), "project", "verify", "counts", "-o", "table")
+    assert table.exit_code == 2
+    assert "counts has failed at position 2 (s-1 v2, Added)" in table.stdout
+    assert "its tables match a rebuild at checkpoint 0" in table.stdout
+    assert "✓" not in table.stdout
+
+
 def test_verify_of_a_projection_never_built_exits_4(bank) -> None:
     result = bank("project", "verify", "balances")
     assert result.exit_code == 4 and "has not been built" in result.stderr
@@ -224,11 +247,36 @@ def test_follow_applies_new_events_and_stops_cleanly_on_ctrl_c(db, cli) -> None:
         _out, err = proc.communicate(timeout=10)
     finally:
         proc.kill()
-    assert proc.returncode == 0
-    assert "stopped following" in err and "Traceback" not in err
+    assert proc.returncode == 130  # interrupted, as everywhere else
+    assert err.splitlines() == ["esctl: following balances: Ctrl-C stops", "esctl: stopped following"]
     assert lines(cli("query", "SELECT balance FROM balances WHERE account = 'bob'").stdout) == [
         {"balance": 100}
     ]
+
+
+def test_follow_stops_on_sigterm_with_143_and_nothing_half_applied(db, cli) -> None:
+    assert cli("import", str(BANK / "events.ndjson")).exit_code == 0
+    env = {**os.environ, "ESCTL_DB": str(db), "ESCTL_MODEL": str(BANK / "model.py")}
+    env.pop("ESCTL_READ_DB", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "esctl", "project", "run", "balances", "--follow"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    try:
+        # The barrier: the note it prints once it is following.
+        assert proc.stderr.readline() == "esctl: following balances: Ctrl-C stops\n"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert err == "esctl: stopped following (terminated)\n"
+    assert lines(out)[0]["checkpoint"] == 11
+    (doc,) = lines(cli("--model", str(BANK / "model.py"), "project", "list").stdout)
+    assert (doc["checkpoint"], doc["status"]) == (11, "live")
 
 
 def test_rebuild_and_reset_refuse_while_another_rebuild_runs(bank, db) -> None:
@@ -376,10 +424,13 @@ def test_query_of_bytes_that_are_not_utf8_exits_2(bank) -> None:
     # $'\xff' on the command line: Python hands the byte over as a lone surrogate.
     sql = bank("query", "SELECT '\udcff'")
     assert (sql.exit_code, sql.stdout) == (2, "")
-    assert sql.stderr == "esctl: error: query: the SQL is not valid UTF-8 (byte 0xff at character 9)\n"
+    assert (
+        sql.stderr
+        == "esctl: error: argument \"SELECT '\\xff'\" is not valid UTF-8 (byte 0xff at character 9)\n"
+    )
     param = bank("query", "SELECT :v", "--param", "v=\udcff")
     assert (param.exit_code, param.stdout) == (2, "")
-    assert param.stderr == "esctl: error: query: parameter :v is not valid UTF-8 (byte 0xff at character 1)\n"
+    assert param.stderr == "esctl: error: argument 'v=\\xff' is not valid UTF-8 (byte 0xff at character 3)\n"
 
 
 def test_ctrl_c_stops_a_query_inside_one_sqlite_step(bank, db, tmp_path) -> None:

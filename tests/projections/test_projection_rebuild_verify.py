@@ -130,6 +130,54 @@ def test_verify_flags_a_non_deterministic_projection(store, read_conn, load, app
     assert report.counts["different"] == 1
 
 
+def test_verify_reports_a_failed_projection_as_failed_not_ok(store, read_conn, load, append) -> None:
+    p = counter(load, COUNTER_MODEL.replace("sign = 1", "sign = 1 // event.data['x']"))
+    for x in (1, 0, 2):
+        append(store, "s-1", "Added", {"x": x})
+    with pytest.raises(ProjectionFailed):
+        catch_up(store, read_conn, p)
+    report = verify(store, store.path, p)
+    assert (report.ok, report.failed, report.status, report.total) == (False, True, "failed", 0)
+    doc = report.to_dict()
+    assert doc["error"] == record(read_conn, "counts").failure
+    assert {k: doc[k] for k in ("name", "checkpoint", "ok", "status", "counts", "differences")} == {
+        "name": "counts",
+        "checkpoint": 0,  # the failing event's batch was rolled back whole
+        "ok": False,
+        "status": "failed",
+        "counts": {},
+        "differences": [],
+    }
+    assert (doc["error"]["position"], doc["error"]["type"]) == (2, "Added")
+
+
+def test_a_verify_report_as_a_document(store, read_conn, load, append) -> None:
+    append(store, "s-1", "Added", {"x": 1})
+    catch_up(store, read_conn, counter(load))
+    assert verify(store, store.path, counter(load)).to_dict() == {
+        "name": "counts",
+        "checkpoint": 1,
+        "ok": True,
+        "status": "matches",
+        "rows": {"counts": 1, "log": 1},
+        "counts": {},
+        "differences": [],
+    }
+    read_conn.execute("UPDATE counts SET total = 7")
+    doc = verify(store, store.path, counter(load)).to_dict()
+    assert (doc["ok"], doc["status"], doc["counts"]) == (False, "differs", {"different": 1})
+    assert doc["differences"] == [
+        {
+            "table": "counts",
+            "diff": "different",
+            "key": {"stream": "s-1"},
+            "columns": ["total"],
+            "live": {"stream": "s-1", "n": 1, "total": 7, "last": 1},
+            "rebuilt": {"stream": "s-1", "n": 1, "total": 1, "last": 1},
+        }
+    ]
+
+
 def test_verify_of_a_projection_never_built(store, load) -> None:
     from esctl.errors import NotFound
 
