@@ -225,7 +225,11 @@ events = st.lists(
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.slow
+@settings(
+    max_examples=40,
+    suppress_health_check=[*settings.default.suppress_health_check, HealthCheck.function_scoped_fixture],
+)
 @given(events=events, cuts=st.lists(st.integers(0, 30), max_size=4), batch=st.integers(1, 7))
 def test_rebuild_equals_catch_up_in_pieces(tmp_path_factory, load, events, cuts, batch) -> None:
     p = counter(load)
