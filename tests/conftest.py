@@ -6,10 +6,22 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from typer.testing import CliRunner
 
 from esctl.cli.app import app
 from esctl.store import EventStore
+
+# Hypothesis for the whole suite: no check that measures wall time, so a loaded
+# machine (2 cores, other jobs) cannot fail a property that holds. too_slow is the
+# only timing-based health check; the deadline is the other timing limit. Every
+# property still runs its examples (max_examples is left as each test sets it).
+# A test that passes suppress_health_check of its own extends this list, as in
+# `[*settings.default.suppress_health_check, HealthCheck.function_scoped_fixture]`.
+settings.register_profile(
+    "esctl", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile("esctl")
 
 
 @pytest.fixture

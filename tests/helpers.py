@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
+
+# Seconds a test waits for another process before it fails: a net against hangs
+# only. Every wait is for a condition (a file, a line, an exit), never for time to
+# pass, so no result depends on this number.
+HANG = 60.0
 
 
 def file_digest(path: Path) -> str:
@@ -13,3 +22,13 @@ def file_digest(path: Path) -> str:
         if p.exists():
             h.update(p.read_bytes())
     return h.hexdigest()
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = HANG) -> None:
+    """Return once condition() holds (checked every 10 ms); fail the test, naming
+    `what`, if it still does not after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.01)

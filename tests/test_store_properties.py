@@ -7,6 +7,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,7 +29,11 @@ def model_accepts(expected, version: int) -> bool:
     return expected == version
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.slow
+@settings(
+    max_examples=60,
+    suppress_health_check=[*settings.default.suppress_health_check, HealthCheck.function_scoped_fixture],
+)
 @given(appends)
 def test_appends_follow_the_model(ops):
     with tempfile.TemporaryDirectory() as tmp, EventStore.open(Path(tmp) / "e.db", create=True) as store:

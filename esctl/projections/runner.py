@@ -239,9 +239,11 @@ def follow(
 
 
 def _changes(store: EventStore, poll_seconds: float, should_stop: Callable[[], bool]) -> Iterator[None]:
-    """Yield at once, then whenever another connection has committed to the store."""
-    yield
+    """Yield at once, then whenever another connection has committed to the store.
+    The first reading comes before the first yield: a commit made while the caller
+    catches up must wake it, not wait for the next one."""
     seen = store.conn.execute("PRAGMA data_version").fetchone()[0]
+    yield
     while not should_stop():
         time.sleep(poll_seconds)
         version = store.conn.execute("PRAGMA data_version").fetchone()[0]

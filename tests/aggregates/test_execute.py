@@ -12,6 +12,7 @@ from esctl import NewEvent
 from esctl.aggregates import Aggregate, CommandRejected, Upcasters, command, evolve, execute, upcaster
 from esctl.errors import ConcurrencyError
 from esctl.store import EventStore
+from tests.helpers import HANG
 
 
 def racing_counter(db: Path, interfere: int) -> type[Aggregate]:
@@ -116,6 +117,13 @@ def test_commands_snapshot_every_n_events(rw_store, db):
     assert versions == [3, 6]
 
 
+_first_decision: list = []  # in each pool process: the barrier its first decision waits at
+
+
+def _hold_first_decision(barrier) -> None:  # the pool's initializer
+    _first_decision.append(barrier)
+
+
 def _worker(db: str, count: int) -> int:
     """One process executing `count` add commands; returns how many attempts it needed."""
 
@@ -131,7 +139,11 @@ def _worker(db: str, count: int) -> int:
 
         @command("add")
         def add(state, args):
-            time.sleep(0.002)  # widen the window between load and append: writers collide
+            if _first_decision:
+                # Every worker has loaded the empty stream before any appends: all but
+                # one of these first decisions are stale, whatever the scheduling.
+                _first_decision.pop().wait(HANG)
+            time.sleep(0.002)  # more collisions after the first ones (nothing counts on them)
             return [("Added", {"seen": state["count"]})]
 
     attempts = 0
@@ -141,16 +153,19 @@ def _worker(db: str, count: int) -> int:
     return attempts
 
 
+@pytest.mark.slow
 def test_writers_racing_in_separate_processes_lose_no_command(db):
     EventStore.open(db, create=True).close()
-    with multiprocessing.get_context("spawn").Pool(4) as pool:
+    ctx = multiprocessing.get_context("spawn")
+    # A task holds its process at the barrier until all four run: one task each.
+    with ctx.Pool(4, initializer=_hold_first_decision, initargs=(ctx.Barrier(4),)) as pool:
         attempts = pool.starmap(_worker, [(str(db), 25)] * 4)
     with EventStore.open(db) as store:
         events = list(store.read_stream("counter-1"))
     assert [e.version for e in events] == list(range(1, 101))
     # Each command saw every earlier one: the state it decided on was never stale.
     assert [e.data["seen"] for e in events] == list(range(100))
-    assert sum(attempts) > 100  # the processes did collide, and retried
+    assert sum(attempts) >= 100 + 3  # three of the first four decisions lost, and were retried
 
 
 def test_ids_given_in_the_metadata_are_the_ones_reported(rw_store, db):

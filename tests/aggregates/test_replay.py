@@ -224,7 +224,7 @@ merge_events = st.lists(
 )
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(st.one_of(ledger_events.map(lambda e: ("ledger-1", e)), merge_events.map(lambda e: ("thing-1", e))))
 def test_replay_from_a_snapshot_at_k_equals_replay_from_the_start_for_every_k(case):
     stream, events = case

@@ -10,6 +10,8 @@ from pathlib import Path
 import pexpect
 import pytest
 
+from tests.helpers import HANG
+
 from .conftest import ORDERS_MODEL
 
 ESCTL = shutil.which("esctl", path=os.path.dirname(sys.executable))
@@ -20,7 +22,7 @@ def session(orders_db: Path):
     env = {**os.environ, "ESCTL_DB": str(orders_db), "ESCTL_MODEL": str(ORDERS_MODEL), "TERM": "xterm"}
     env.pop("NO_COLOR", None)
     child = pexpect.spawn(
-        ESCTL, ["replay", "order-1", "--step"], env=env, dimensions=(50, 120), encoding="utf-8", timeout=15
+        ESCTL, ["replay", "order-1", "--step"], env=env, dimensions=(50, 120), encoding="utf-8", timeout=HANG
     )
     yield child
     child.close(force=True)

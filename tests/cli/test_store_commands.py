@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import file_digest
+from tests.helpers import HANG, file_digest
 
 ENVELOPE_KEYS = ["stream", "version", "position", "type", "data", "metadata", "id", "recorded_at"]
 ID1 = "0190a2b4-0000-7000-8000-000000000001"
@@ -409,8 +409,10 @@ def _esctl(*args: str) -> list[str]:
 
 def test_closed_pipe_ends_quietly(tmp_path: Path):
     db = tmp_path / "e.db"
+    # About 1 MB to read back, many times a pipe's buffer (64 KiB): `read` is still
+    # writing when head exits, however the two are scheduled.
     lines = "".join(
-        json.dumps({"stream": f"s-{i}", "type": "T", "data": {"pad": "x" * 200}}) + "\n" for i in range(20000)
+        json.dumps({"stream": f"s-{i}", "type": "T", "data": {"pad": "x" * 200}}) + "\n" for i in range(3000)
     )
     subprocess.run(_esctl("--db", str(db), "import"), input=lines.encode(), check=True, capture_output=True)
     proc = subprocess.run(
@@ -483,6 +485,8 @@ def test_an_empty_db_path_is_a_usage_error(cli):
 
 def test_closed_pipe_ends_quietly_for_tables_too(tmp_path: Path):
     db = tmp_path / "e.db"
+    # A table of about 210 kB, over three times a pipe's buffer (64 KiB): the exit
+    # status is 141 (closed pipe), not 0 (all written before head exited).
     lines = "".join(json.dumps({"stream": f"s-{i}", "type": "T"}) + "\n" for i in range(3000))
     subprocess.run(_esctl("--db", str(db), "import"), input=lines.encode(), check=True, capture_output=True)
     proc = subprocess.run(
@@ -496,6 +500,7 @@ def test_closed_pipe_ends_quietly_for_tables_too(tmp_path: Path):
     assert proc.returncode == 141
 
 
+@pytest.mark.slow
 def test_import_on_a_terminal_shows_progress_and_a_panel(tmp_path: Path):
     import pexpect
 
@@ -510,7 +515,7 @@ def test_import_on_a_terminal_shows_progress_and_a_panel(tmp_path: Path):
         ["-m", "esctl", "--db", str(tmp_path / "e.db"), "import", str(source)],
         env={**os.environ, "COLUMNS": "100", "LINES": "30", "TERM": "xterm"},
         encoding="utf-8",
-        timeout=60,
+        timeout=HANG,
     )
     child.expect("importing")  # the progress bar, drawn on the terminal's stderr
     child.expect("60000")  # then the summary panel

@@ -9,11 +9,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import HANG, wait_until
 from tests.projections.conftest import BANK, COUNTER_MODEL
 
 
@@ -235,17 +236,23 @@ def test_follow_applies_new_events_and_stops_cleanly_on_ctrl_c(db, cli) -> None:
         env=env,
         text=True,
     )
+    watchdog = threading.Timer(HANG, proc.kill)  # a hang ends the follower, and so the reads
+    watchdog.start()
+
+    def next_line() -> dict:
+        line = proc.stdout.readline()
+        assert line, f"the follower ended early: {proc.stderr.read()}"
+        return json.loads(line)
+
     try:
-        first = json.loads(proc.stdout.readline())
+        first = next_line()
         assert first["checkpoint"] == 11
-        appended = time.monotonic()
         assert cli("append", "account-bob", "Deposited", '{"amount": 45}').exit_code == 0
-        applied = json.loads(proc.stdout.readline())  # arrives within the poll interval
-        assert applied == {"name": "balances", "checkpoint": 12, "applied": 1}
-        assert time.monotonic() - appended < 5
+        assert next_line() == {"name": "balances", "checkpoint": 12, "applied": 1}
         proc.send_signal(signal.SIGINT)
-        _out, err = proc.communicate(timeout=10)
+        _out, err = proc.communicate(timeout=HANG)
     finally:
+        watchdog.cancel()
         proc.kill()
     assert proc.returncode == 130  # interrupted, as everywhere else
     assert err.splitlines() == ["esctl: following balances: Ctrl-C stops", "esctl: stopped following"]
@@ -351,46 +358,69 @@ def test_query_tables_right_align_numbers_whatever_the_column_name(bank) -> None
     assert money[0].endswith(" 0") and money[1].endswith("55")
 
 
-def test_two_processes_rebuilding_at_once_never_destroy_each_other(cli, db, write_model) -> None:
-    slow = write_model(
-        COUNTER_MODEL.replace("    sign = 1", "    __import__('time').sleep(0.02)\n    sign = 1")
+# Put before COUNTER_MODEL: its handler calls hold_until_go() first. The process that
+# applies the first event creates STARTED, then holds that event (inside the
+# rebuild, with its claim taken) until the test creates GO.
+HOLD_AT_THE_FIRST_EVENT = """
+import pathlib
+import time
+
+STARTED, GO = pathlib.Path({started!r}), pathlib.Path({go!r})
+
+
+def hold_until_go():
+    if STARTED.exists():
+        return
+    STARTED.touch()
+    deadline = time.monotonic() + {hang!r}
+    while not GO.exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the test never created {{GO}}")
+        time.sleep(0.01)
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_rebuilding_at_once_never_destroy_each_other(cli, db, write_model, tmp_path) -> None:
+    started, go = tmp_path / "started", tmp_path / "go"
+    held = write_model(
+        HOLD_AT_THE_FIRST_EVENT.format(started=str(started), go=str(go), hang=HANG)
+        + COUNTER_MODEL.replace("    sign = 1", "    hold_until_go()\n    sign = 1")
     )
     for x in range(30):
         assert cli("append", f"s-{x % 3}", "Added", json.dumps({"x": x})).exit_code == 0
-    env = {**os.environ, "ESCTL_DB": str(db), "ESCTL_MODEL": str(slow)}
+    env = {**os.environ, "ESCTL_DB": str(db), "ESCTL_MODEL": str(held)}
     env.pop("ESCTL_READ_DB", None)
     command = [sys.executable, "-m", "esctl", "project"]
     first = subprocess.Popen(
-        [*command, "rebuild", "counts"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [*command, "rebuild", "counts"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        claimed = time.monotonic() + 10
-        while time.monotonic() < claimed:  # wait until the first has claimed the rebuild
-            try:
-                with sqlite3.connect(db) as conn:
-                    if conn.execute("SELECT count(*) FROM esctl_rebuilds").fetchone()[0]:
-                        break
-            except sqlite3.OperationalError:
-                pass
-            time.sleep(0.01)
+        wait_until(lambda: started.exists() or first.poll() is not None, "the first rebuild to start")
+        assert first.poll() is None, first.communicate()
+        # The first rebuild holds its first event: whatever the machine's load, it is
+        # still running while the others try.
         others = [
-            subprocess.run([*command, *args], env=env, capture_output=True, text=True, timeout=30)
+            subprocess.run([*command, *args], env=env, capture_output=True, text=True, timeout=HANG)
             for args in (["rebuild", "counts"], ["reset", "counts"])
         ]
-        out, err = first.communicate(timeout=30)
+        go.touch()
+        out, err = first.communicate(timeout=HANG)
     finally:
         first.kill()
     assert first.returncode == 0, err
     for other in others:
-        assert (other.returncode, other.stdout) == (3, "")
-        assert "is being rebuilt by process" in other.stderr and "Traceback" not in other.stderr
+        assert (other.returncode, other.stdout) == (3, ""), other.stderr
+        assert f"is being rebuilt by process {first.pid} " in other.stderr
+        assert "Traceback" not in other.stderr
     assert json.loads(out)["checkpoint"] == 30
     with sqlite3.connect(db) as conn:
         totals = [r[0] for r in conn.execute("SELECT total FROM counts ORDER BY stream")]
         leftovers = conn.execute(
             "SELECT count(*) FROM sqlite_master WHERE name LIKE 'esctl_shadow_%'"
         ).fetchone()
-    assert totals == [135, 145, 155] and leftovers == (0,)
+        claims = conn.execute("SELECT count(*) FROM esctl_rebuilds").fetchone()
+    assert totals == [135, 145, 155] and leftovers == (0,) and claims == (0,)
 
 
 ENDLESS_COUNT = "with recursive c(x) as (select 1 union all select x + 1 from c) select count(*) from c"

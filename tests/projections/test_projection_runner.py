@@ -225,7 +225,11 @@ events = st.lists(
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.slow
+@settings(
+    max_examples=40,
+    suppress_health_check=[*settings.default.suppress_health_check, HealthCheck.function_scoped_fixture],
+)
 @given(events=events, cuts=st.lists(st.integers(0, 30), max_size=4), batch=st.integers(1, 7))
 def test_rebuild_equals_catch_up_in_pieces(tmp_path_factory, load, events, cuts, batch) -> None:
     p = counter(load)
@@ -361,3 +365,38 @@ def test_sqlite_utils_failures_name_the_users_line(store, read_conn, load, appen
     assert message.startswith(f"{module.__file__}, line 7: ")  # the handler's line, not sqlite-utils'
     assert error in message
     assert read_conn.execute("SELECT count(*) FROM other").fetchone()[0] == 0
+
+
+def test_an_event_appended_while_a_follower_starts_is_applied(
+    store, read_conn, load, append, monkeypatch
+) -> None:
+    """The moment `project run --follow` can be preempted in, made certain: another
+    writer appends just after the follower's first catch-up returns."""
+    from esctl.events import NewEvent
+    from esctl.projections import runner
+
+    p = counter(load)
+    append(store, "s-1", "Added", {"x": 1})
+    first_catch_up = []
+
+    def catch_up_then_another_writer_appends(*args, **kwargs):
+        result = catch_up(*args, **kwargs)
+        if not first_catch_up:
+            first_catch_up.append(result)
+            with EventStore.open(store.path) as other:
+                other.append("s-1", [NewEvent("s-1", "Added", {"x": 2})])
+        return result
+
+    monkeypatch.setattr(runner, "catch_up", catch_up_then_another_writer_appends)
+    results = []
+    polls = iter(range(5))  # each poll after the append sees it, or never will
+    runner.follow(
+        store,
+        read_conn,
+        [p],
+        on_result=results.append,
+        on_failure=pytest.fail,
+        poll_seconds=0,
+        should_stop=lambda: next(polls, None) is None,
+    )
+    assert [r.checkpoint for r in results] == [1, 2]
