@@ -82,10 +82,6 @@ class Screen:
         self._system = None if self.console.no_color else self.console._color_system
         self._codes: dict[str, tuple[str, str]] = {}
 
-    @property
-    def colour(self) -> bool:
-        return self._system is not None
-
     def codes(self, style: str | None) -> tuple[str, str]:
         """The ANSI codes before and after text in `style` ("" when uncoloured)."""
         if not style or self._system is None:
@@ -409,13 +405,11 @@ class TableWriter:
         before, after = self.screen.codes("bold")
         parts = []
         for n, col in enumerate(shown):
-            w = widths[col.key]
-            text = (
-                col.title.rjust(w) if col.right else col.title if n == len(shown) - 1 else col.title.ljust(w)
-            )
-            parts.append(before + text + after if before and text.strip() else text)
+            title = before + col.title + after if before and col.title else col.title
+            pad = " " * (widths[col.key] - width(col.title))
+            parts.append(pad + title if col.right else title if n == len(shown) - 1 else title + pad)
         line_width = sum(widths.values()) + 3 * (len(shown) - 1)
-        return ["  " + "   ".join(parts).rstrip(), " " + "─" * (line_width + 1)]
+        return [("  " + "   ".join(parts)).rstrip(), " " + "─" * (line_width + 1)]
 
     def _line(self, row: list[Any], spec: list[tuple[int, int, Column, str, str, bool]]) -> list[str]:
         parts = []

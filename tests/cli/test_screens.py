@@ -162,6 +162,17 @@ def test_streams_sorted_naturally_with_the_valid_columns_or_a_note(screen, width
     assert [line.split()[0] for line in limited.stdout.splitlines()[3:]] == ["account-ada", "account-bob"]
 
 
+def test_piped_streams_are_in_the_same_natural_order(cli, store_path):
+    piped = cli("streams", "--category", "acct", db_path=store_path)
+    assert [json.loads(line)["stream"] for line in piped.stdout.splitlines()] == [
+        "acct-1",
+        "acct-2",
+        "acct-10",
+    ]
+    limited = cli("streams", "--category", "acct", "--limit", "2", db_path=store_path)
+    assert [json.loads(line)["stream"] for line in limited.stdout.splitlines()] == ["acct-1", "acct-2"]
+
+
 @pytest.mark.parametrize("width", WIDTHS)
 def test_versions_wrap_the_changed_paths_between_paths(screen, width):
     result = screen(width, *ORDERS_MODEL, "versions", "order-1")
