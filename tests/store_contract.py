@@ -202,6 +202,15 @@ class StoreContract:
 
     # --- listing -------------------------------------------------------------------
 
+    def test_streams_sort_numbers_in_names_as_numbers_and_take_a_limit(self, store):
+        for name in ("account-10", "account-2", "account-1", "b", "account-02", "a-9-x"):
+            store.append(name, [ev(name)])
+        order = ["a-9-x", "account-1", "account-02", "account-2", "account-10", "b"]
+        assert [s.stream for s in store.streams()] == order
+        assert [s.stream for s in store.streams(limit=3)] == order[:3]
+        assert [s.stream for s in store.streams(limit=0)] == []
+        assert [s.stream for s in store.streams(category="account", limit=2)] == ["account-1", "account-02"]
+
     def test_streams_and_info(self, store):
         store.append("order-1", [ev("order-1", "Created"), ev("order-1", "Paid")])
         store.append("user-1", [ev("user-1", "Registered")])

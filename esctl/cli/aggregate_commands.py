@@ -92,7 +92,7 @@ def replay(
         raise InvalidInput("give --steps or --step, not both")
     if step and not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise InvalidInput("--step needs a terminal; use --steps for a listing")
-    out = session(ctx).output(output_format)
+    out = session(ctx).output(output_format, listing=True)
     with session(ctx).store() as store:
         replayer = _replayer(ctx, store, stream, strict=strict, snapshots=not no_snapshots)
         target = replayer.target(
@@ -140,7 +140,7 @@ def versions(
     output_format: OutputOption = None,
 ) -> None:
     """The version history of a stream: each event and the state paths it changed."""
-    out = session(ctx).output(output_format)
+    out = session(ctx).output(output_format, listing=True)
     with session(ctx).store() as store:
         replayer = _replayer(ctx, store, stream, strict=strict)
         out.records(replayer.versions(stream), "versions", f"{stream} · {replayer.name}")
@@ -211,7 +211,7 @@ def exec_(
     if not executed.events:
         output.note(f"{command_name} decided on no events: nothing written")
     session(ctx).output(output_format).records(
-        executed.events, "events", f"{command_name} on {stream} → v{executed.version}"
+        executed.events, "events", f"{command_name} on {stream} → v{executed.version}", one_stream=True
     )
 
 
@@ -233,7 +233,7 @@ def snapshot(
         replayer = _replayer(ctx, store, stream)
         if list_:
             rows = [s.to_dict(replayer.fingerprint) for s in replayer.snapshots.list(stream)]
-            out.records(rows, "table", title=f"snapshots of {stream}", empty="no snapshots")
+            out.records(rows, "snapshots", f"snapshots of {stream}")
             return
         saved = replayer.snapshot(stream, to_version)
         _report(replayer, stream)

@@ -269,13 +269,25 @@ def main_options(
             help="Separate file for read-model tables.  [default: the store]",
         ),
     ] = None,
+    no_pager: Annotated[
+        bool,
+        typer.Option(
+            "--no-pager", help="Print listings straight to the terminal (else $ESCTL_PAGER, $PAGER, less)."
+        ),
+    ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = False,
 ) -> None:
     if db == "" or read_db == "":
         raise typer.BadParameter("must not be empty", param_hint="--db" if db == "" else "--read-db")
-    ctx.obj = Session(db=db or DEFAULT_DB, output_format=output_format, model_spec=model, read_db=read_db)
+    ctx.obj = Session(
+        db=db or DEFAULT_DB,
+        output_format=output_format,
+        model_spec=model,
+        read_db=read_db,
+        pager=not no_pager,
+    )
 
 
 # Every read command accepts -o after the command too; it overrides the global one.

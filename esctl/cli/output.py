@@ -8,12 +8,14 @@ pay for it.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from enum import StrEnum
-from typing import Any
+from typing import Any, TextIO
 
 from esctl import codec
 
@@ -36,11 +38,12 @@ def stderr_is_terminal() -> bool:
 class Output:
     """Writes one command's data to stdout in the chosen format."""
 
-    def __init__(self, fmt: OutputFormat | str = OutputFormat.auto) -> None:
+    def __init__(self, fmt: OutputFormat | str = OutputFormat.auto, *, pager: bool = False) -> None:
         fmt = OutputFormat(fmt)
         if fmt is OutputFormat.auto:
             fmt = OutputFormat.table if stdout_is_terminal() else OutputFormat.auto
         self.format = fmt
+        self.pager = pager  # a listing: drawn through the pager when stdout is a terminal
 
     @property
     def is_table(self) -> bool:
@@ -51,7 +54,8 @@ class Output:
         `render.<view>(items, *args, **options)` for a person. Items are dicts or objects
         with `to_dict()`."""
         if self.is_table:
-            draw(view, items, *args, **options)
+            with paged(self.pager):
+                draw(view, items, *args, **options)
         elif self.format is OutputFormat.json:
             write_json_array(_as_dicts(items))
         else:
@@ -74,6 +78,97 @@ def draw(view: str, *args: Any, **options: Any) -> None:
     from esctl.cli import render
 
     getattr(render, view)(*args, **options)
+
+
+# --- the pager ----------------------------------------------------------------------
+
+_pager: tuple[TextIO, int, int] | None = None  # (its stdin, the terminal's columns, lines) while paging
+
+
+def pager_stream() -> tuple[TextIO, int, int] | None:
+    """The pager's input and the terminal's size while a listing is paged, else None."""
+    return _pager
+
+
+def pager_command(environ: Mapping[str, str]) -> str | None:
+    """The pager, the way git finds it: $ESCTL_PAGER, else $PAGER, else `less -FRX`
+    when less is installed. Empty or `cat` means no pager."""
+    command = environ.get("ESCTL_PAGER")
+    if command is None:
+        command = environ.get("PAGER")
+    if command is None:
+        import shutil
+
+        return "less -FRX" if shutil.which("less") else None
+    command = command.strip()
+    return None if command in ("", "cat") else command
+
+
+@contextmanager
+def paged(enabled: bool = True) -> Iterator[None]:
+    """Send what is drawn inside through the pager, when `enabled` and stdout is a
+    terminal (nothing is imported or started otherwise). Colours are kept: the pager
+    gets what the terminal would (LESS=FRX unless $LESS is set, as git does). A pager
+    the user quits early ends the listing quietly; stderr goes through the pager too
+    while it runs (when stderr is the terminal), so notes stay in order."""
+    global _pager
+    if not enabled or _pager is not None or not stdout_is_terminal():
+        yield
+        return
+    command = pager_command(os.environ)
+    if command is None:
+        yield
+        return
+    import shlex
+    import shutil
+    import subprocess
+
+    try:
+        args = shlex.split(command)
+    except ValueError:
+        args = []
+    if not args or shutil.which(args[0]) is None:
+        warn(f"pager {command!r} not found: listing without it (ESCTL_PAGER= or --no-pager turn it off)")
+        yield
+        return
+    env = dict(os.environ)
+    env.setdefault("LESS", "FRX")
+    env.setdefault("LV", "-c")
+    columns, lines = shutil.get_terminal_size()
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE, env=env)
+    assert proc.stdin is not None
+    stream = io.TextIOWrapper(proc.stdin, encoding=sys.stdout.encoding or "utf-8", errors="replace")
+    saved_stderr = sys.stderr
+    if stderr_is_terminal():
+        sys.stderr = stream
+    _pager = (stream, columns, lines)
+    interrupted = False
+    try:
+        yield
+    except BrokenPipeError:
+        pass  # the user quit the pager: the listing ends there, quietly
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        _pager = None
+        sys.stderr = saved_stderr
+        with contextlib.suppress(BrokenPipeError, OSError, ValueError):
+            stream.close()
+        _wait(proc)
+    if interrupted:
+        raise KeyboardInterrupt
+
+
+def _wait(proc: Any) -> None:
+    """Wait for the pager to end: the user reads on after the listing is written.
+    Ctrl-C is the pager's meanwhile (less uses it to stop a search)."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        proc.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextmanager

@@ -133,6 +133,9 @@ def run(
                         **status(conn, projection, store.head_position()),
                         "applied": result.applied,
                         "seconds": round(result.seconds, 3),
+                        "events_per_second": round(result.applied / result.seconds)
+                        if result.seconds
+                        else None,
                     }
                 )
             out.records(docs, "projection_statuses", title="after run")
@@ -218,7 +221,7 @@ def rebuild(
             }
         finally:
             conn.close()
-    session(ctx).output(output_format).document(doc, "mapping", title=f"rebuilt {name}")
+    session(ctx).output(output_format).document(doc, "projection_report", title=f"rebuilt {name}")
 
 
 # --- project verify ------------------------------------------------------------------
@@ -312,4 +315,4 @@ def query(
         with session(ctx).store():  # a missing store is "no event store at PATH" (exit 4)
             pass
     result = run_query(session(ctx).read_path, sql, parse_params(param or []), timeout=timeout)
-    session(ctx).output(output_format).records(result.rows, "query_rows", result.columns)
+    session(ctx).output(output_format, listing=True).records(result.rows, "query_rows", result.columns)

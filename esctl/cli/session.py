@@ -33,6 +33,7 @@ class Session:
     output_format: OutputFormat = OutputFormat.auto
     model_spec: str | None = None
     read_db: str | None = None
+    pager: bool = True  # --no-pager turns it off
     _model: object = field(default=_UNLOADED, repr=False)
 
     @property
@@ -40,9 +41,10 @@ class Session:
         """Where the read models live: --read-db, else the store's own file."""
         return self.read_db or self.db
 
-    def output(self, local: OutputFormat | None = None) -> output.Output:
-        """The output for this command: its own -o, else the global one."""
-        return output.Output(local or self.output_format)
+    def output(self, local: OutputFormat | None = None, *, listing: bool = False) -> output.Output:
+        """The output for this command: its own -o, else the global one. A `listing`
+        goes through the pager on a terminal (unless --no-pager)."""
+        return output.Output(local or self.output_format, pager=listing and self.pager)
 
     def model(self, *, required: bool = False) -> ModuleType | None:
         """The user's model module (loaded once), or None when none is configured."""

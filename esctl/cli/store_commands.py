@@ -153,7 +153,7 @@ def read(
         raise InvalidInput("--from-version, --to-version and --backwards apply to one stream, not --all")
     if not all_ and (from_position != 1 or category is not None or event_type):
         raise InvalidInput("--from-position, --category and --type apply to --all")
-    out = session(ctx).output(output_format)
+    out = session(ctx).output(output_format, listing=True)
     with session(ctx).store() as store:
         if all_:
             events = store.read_all(
@@ -165,7 +165,7 @@ def read(
                 stream, from_version=from_version, to_version=to_version, backwards=backwards, limit=limit
             )
             title = stream
-        out.records(events, "events", title)
+        out.records(events, "events", title, one_stream=not all_)
 
 
 @app.command()
@@ -186,18 +186,15 @@ def export(
 def streams(
     ctx: typer.Context,
     category: Annotated[Optional[str], typer.Option("--category", help="Only this category.")] = None,
+    limit: Annotated[
+        Optional[int], typer.Option("--limit", min=0, help="At most N streams (the first in name order).")
+    ] = None,
     output_format: OutputOption = None,
 ) -> None:
     """List streams: version, first and last recorded_at, last position."""
-    out = session(ctx).output(output_format)
+    out = session(ctx).output(output_format, listing=True)
     with session(ctx).store() as store:
-        out.records(
-            store.streams(category=category),
-            "table",
-            title="streams",
-            styles={"stream": "cyan"},
-            empty="no streams",
-        )
+        out.records(store.streams(category=category, limit=limit), "streams")
 
 
 @app.command()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import heapq
 import json
 import os
+import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -21,6 +23,7 @@ T = TypeVar("T")
 
 CHUNK = 5_000  # events per executemany inside an import
 _MAX_STREAM_SET = 100_000
+_SUMMARY_BATCH = 1_000  # streams looked up per query by `streams`
 
 
 def _reading(method: Callable[..., T]) -> Callable[..., T]:
@@ -333,18 +336,36 @@ class EventStore:
         return (decode(row) for row in _rows(cursor, self.path))
 
     @_reading
-    def streams(self, *, category: str | None = None) -> Iterator[StreamSummary]:
+    def streams(self, *, category: str | None = None, limit: int | None = None) -> Iterator[StreamSummary]:
+        """One summary per stream, in natural order of the names: the numbers in a name
+        compare as numbers (account-2 before account-10), the rest as text. With
+        `limit`, the first `limit` streams of that order.
+
+        The order is computed in Python over every stream's name (heapq.nsmallest with
+        a limit), then the summaries are looked up in batches in that order."""
         where = "WHERE category = ?" if category is not None else ""
-        sql = f"""
+        heads = self.conn.execute(
+            f"SELECT stream, max(version) FROM events {where} GROUP BY stream",
+            [category] if category is not None else [],
+        )
+        if limit is None:
+            chosen = sorted(heads, key=_natural_head)
+        else:
+            chosen = heapq.nsmallest(limit, heads, key=_natural_head)
+        return self._stream_summaries(chosen)
+
+    def _stream_summaries(self, heads: list[tuple[str, int]]) -> Iterator[StreamSummary]:
+        sql = """
             SELECT last.stream, last.category, last.version, first.recorded_at,
                    last.recorded_at, last.position
-            FROM (SELECT stream, max(version) AS version FROM events {where} GROUP BY stream) AS s
-            JOIN events AS last ON last.stream = s.stream AND last.version = s.version
-            JOIN events AS first ON first.stream = s.stream AND first.version = 1
-            ORDER BY last.stream
+            FROM json_each(?) AS s
+            JOIN events AS last ON last.stream = s.value ->> 0 AND last.version = s.value ->> 1
+            JOIN events AS first ON first.stream = last.stream AND first.version = 1
+            ORDER BY s.key
         """
-        cursor = self.conn.execute(sql, [category] if category is not None else [])
-        return (StreamSummary(*row) for row in _rows(cursor, self.path))
+        for start in range(0, len(heads), _SUMMARY_BATCH):
+            batch = json.dumps(heads[start : start + _SUMMARY_BATCH])
+            yield from (StreamSummary(*row) for row in _rows(self.conn.execute(sql, (batch,)), self.path))
 
     @_reading
     def info(self) -> dict[str, Any]:
@@ -392,6 +413,21 @@ class EventStore:
             "first": first.to_dict(),
             "last": last.to_dict(),
         }
+
+
+_NUMBER = re.compile(r"([0-9]+)")
+
+
+def natural_key(name: str) -> tuple[tuple[str | int, ...], str]:
+    """The natural sort key of a name: runs of digits compare as numbers
+    ("account-2" < "account-10"); the name itself breaks ties ("a-01" vs "a-1")."""
+    parts: list[str | int] = list(_NUMBER.split(name))
+    parts[1::2] = [int(p) for p in parts[1::2]]
+    return tuple(parts), name
+
+
+def _natural_head(head: tuple[str, int]) -> tuple[tuple[str | int, ...], str]:
+    return natural_key(head[0])
 
 
 def _rows(cursor: sqlite3.Cursor, path: str) -> Iterator[tuple]:

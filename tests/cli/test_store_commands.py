@@ -518,7 +518,7 @@ def test_import_on_a_terminal_shows_progress_and_a_panel(tmp_path: Path):
         timeout=HANG,
     )
     child.expect("importing")  # the progress bar, drawn on the terminal's stderr
-    child.expect("60000")  # then the summary panel
+    child.expect("60,000")  # then the summary panel, numbers with separators
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
