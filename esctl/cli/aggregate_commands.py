@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from esctl.cli import output
+from esctl.cli import completion, output
 from esctl.cli.app import OutputOption, app
 from esctl.cli.params import json_object
 from esctl.cli.session import session
@@ -20,11 +20,9 @@ if TYPE_CHECKING:
     from esctl.aggregates import Replayer
     from esctl.store import EventStore
 
-StrictOption = Annotated[
-    bool, typer.Option("--strict", help="An event type the aggregate has no handler for is an error.")
-]
+StrictOption = Annotated[bool, typer.Option("--strict", help="Fail on an event type with no handler.")]
 NoSnapshotsOption = Annotated[
-    bool, typer.Option("--no-snapshots", help="Replay from version 1, ignoring (and writing no) snapshots.")
+    bool, typer.Option("--no-snapshots", help="Ignore snapshots: replay from version 1.")
 ]
 
 
@@ -60,34 +58,38 @@ def _report(replayer: Replayer, stream: str) -> None:
 @app.command()
 def replay(
     ctx: typer.Context,
-    stream: Annotated[str, typer.Argument(help="The stream to rebuild, e.g. order-1.")],
+    stream: Annotated[
+        str, typer.Argument(help="The stream to rebuild, e.g. order-1.", autocompletion=completion.streams)
+    ],
     to_version: Annotated[
         Optional[int], typer.Option("--to-version", min=0, help="Stop at this version (time travel).")
     ] = None,
     as_of: Annotated[
         Optional[str],
-        typer.Option(
-            "--as-of", metavar="TIMESTAMP", help="The state as it was at this instant (recorded_at)."
-        ),
+        typer.Option("--as-of", metavar="TIMESTAMP", help="The state at this recorded_at instant."),
     ] = None,
     until_type: Annotated[
         Optional[str],
         typer.Option("--until-type", metavar="TYPE", help="Stop before the first event of this type."),
     ] = None,
-    steps: Annotated[
-        bool, typer.Option("--steps", help="Every event with the state change it caused.")
-    ] = False,
-    step: Annotated[
-        bool, typer.Option("--step", help="Step through the events one key press at a time (a terminal).")
-    ] = False,
+    steps: Annotated[bool, typer.Option("--steps", help="List each event and the change it made.")] = False,
+    step: Annotated[bool, typer.Option("--step", help="One event per key press, on a terminal.")] = False,
     strict: StrictOption = False,
     no_snapshots: NoSnapshotsOption = False,
     output_format: OutputOption = None,
 ) -> None:
-    """Rebuild a stream's state by folding its events (time travel: version, instant, type).
+    """Rebuild a stream's state by folding its events.
 
-    Without a model, or with no aggregate for the stream's category, the default fold
-    merges each event's data into {} (objects key by key; null removes a key)."""
+    Travel in time with --to-version, --as-of or --until-type. The stream's
+    aggregate in the model folds the events; without a model, or with no aggregate
+    for the stream's category, the default fold merges each event's data into {}
+    (objects key by key; null removes a key).
+
+    Examples:
+      esctl replay order-1
+      esctl replay order-1 --to-version 2 | jq .state
+      esctl --model sample_streams/orders/model.py replay order-1 --steps
+    """
     if steps and step:
         raise InvalidInput("give --steps or --step, not both")
     if step and not (sys.stdin.isatty() and sys.stdout.isatty()):
@@ -114,14 +116,21 @@ def replay(
 @app.command()
 def diff(
     ctx: typer.Context,
-    stream: Annotated[str, typer.Argument(help="The stream.")],
+    stream: Annotated[str, typer.Argument(help="The stream.", autocompletion=completion.streams)],
     version_a: Annotated[int, typer.Argument(metavar="A", min=0, help="From this version (0: before any).")],
     version_b: Annotated[int, typer.Argument(metavar="B", min=0, help="To this version.")],
     strict: StrictOption = False,
     no_snapshots: NoSnapshotsOption = False,
     output_format: OutputOption = None,
 ) -> None:
-    """The state change between versions A and B of a stream."""
+    """The state change between versions A and B of a stream.
+
+    Each change is {path, op, old, new}: op is add, change or remove.
+
+    Examples:
+      esctl diff order-1 1 3
+      esctl diff order-1 0 1 | jq -c '.changes[]'
+    """
     with session(ctx).store() as store:
         replayer = _replayer(ctx, store, stream, strict=strict, snapshots=not no_snapshots)
         changes = replayer.changes_between(stream, version_a, version_b)
@@ -135,11 +144,16 @@ def diff(
 @app.command()
 def versions(
     ctx: typer.Context,
-    stream: Annotated[str, typer.Argument(help="The stream.")],
+    stream: Annotated[str, typer.Argument(help="The stream.", autocompletion=completion.streams)],
     strict: StrictOption = False,
     output_format: OutputOption = None,
 ) -> None:
-    """The version history of a stream: each event and the state paths it changed."""
+    """A stream's history: each event and the state paths it changed.
+
+    Examples:
+      esctl versions order-1
+      esctl versions order-1 | jq -c '{version, changed}'
+    """
     out = session(ctx).output(output_format, listing=True)
     with session(ctx).store() as store:
         replayer = _replayer(ctx, store, stream, strict=strict)
@@ -150,31 +164,49 @@ def versions(
 @app.command("exec")
 def exec_(
     ctx: typer.Context,
-    stream: Annotated[str, typer.Argument(help="The aggregate's stream, e.g. order-42.")],
+    stream: Annotated[
+        str, typer.Argument(help="The aggregate's stream, e.g. order-42.", autocompletion=completion.streams)
+    ],
     command_name: Annotated[str, typer.Argument(metavar="COMMAND", help="A command of its aggregate.")],
     args: Annotated[
-        Optional[str], typer.Argument(metavar="[ARGS_JSON]", help="A JSON object, - for stdin, or @path.")
-    ] = None,
+        Optional[str],
+        typer.Argument(metavar="ARGS_JSON", help="A JSON object, - for stdin, or @path."),
+    ] = "{}",
     retries: Annotated[
         int, typer.Option("--retries", min=0, help="Reload and retry this often on a concurrent write.")
     ] = 3,
     correlation_id: Annotated[
-        Optional[str], typer.Option("--correlation-id", help="Stored in metadata.  [default: a new id]")
+        Optional[str],
+        typer.Option("--correlation-id", metavar="ID", show_default="generated", help="Stored in metadata."),
     ] = None,
     command_id: Annotated[
         Optional[str],
-        typer.Option("--command-id", help="The command's id: the events' causation_id.  [default: a new id]"),
+        typer.Option(
+            "--command-id",
+            metavar="ID",
+            show_default="generated",
+            help="The command's id (causation_id).",
+        ),
     ] = None,
     metadata: Annotated[
-        Optional[str], typer.Option("--metadata", "-m", help="More metadata: a JSON object or @path.")
+        Optional[str],
+        typer.Option("--metadata", "-m", metavar="JSON", help="More metadata: a JSON object or @path."),
     ] = None,
     no_snapshots: NoSnapshotsOption = False,
     output_format: OutputOption = None,
 ) -> None:
-    """Run a command against an aggregate and append the events it decides on.
+    """Run an aggregate's command and append the events it decides on.
 
-    Exit 6 when the command is rejected (nothing is written), 3 when other writers
-    keep winning after --retries reloads."""
+    The events are appended with the loaded version as the expected version; on a
+    concurrent write the aggregate is reloaded and the command retried. Exit 6 when
+    the command is rejected (nothing is written), 3 when other writers keep winning
+    after --retries reloads.
+
+    Examples:
+      export ESCTL_MODEL=sample_streams/bank/model.py
+      esctl exec account-dan open '{"owner": "Dan"}'
+      esctl exec account-dan withdraw '{"amount": 5}'    # exit 6: no funds
+    """
     from esctl.aggregates import ModelError, Upcasters, aggregate_for, execute
     from esctl.events import category_of, check_stream
 
@@ -218,16 +250,22 @@ def exec_(
 @app.command()
 def snapshot(
     ctx: typer.Context,
-    stream: Annotated[str, typer.Argument(help="The stream.")],
+    stream: Annotated[str, typer.Argument(help="The stream.", autocompletion=completion.streams)],
     to_version: Annotated[
         Optional[int], typer.Option("--to-version", min=1, help="Snapshot this version, not the head.")
     ] = None,
-    list_: Annotated[
-        bool, typer.Option("--list", help="List the stream's snapshots (valid: made by the current code).")
-    ] = False,
+    list_: Annotated[bool, typer.Option("--list", help="List the snapshots, valid or not.")] = False,
     output_format: OutputOption = None,
 ) -> None:
-    """Store a snapshot of a stream's state, so replays start from it."""
+    """Store a snapshot of a stream's state, so replays start from it.
+
+    A snapshot belongs to the code that made it: after the aggregate's code changes
+    replays ignore it. --list shows which snapshots are valid.
+
+    Examples:
+      esctl snapshot order-1
+      esctl snapshot order-1 --list
+    """
     out = session(ctx).output(output_format)
     with session(ctx).store() as store:
         replayer = _replayer(ctx, store, stream)
@@ -250,11 +288,18 @@ def upcast(
     limit: Annotated[Optional[int], typer.Option("--limit", min=0, help="At most N events.")] = None,
     output_format: OutputOption = None,
 ) -> None:
-    """Preview the model's upcasters on stored events of TYPE (--dry-run).
+    """Preview the model's upcasters on the stored events of a TYPE.
 
-    Upcasters apply when events are read; they never rewrite the store. An event an
-    upcaster fails on is reported on stderr and the preview goes on; exit 2 at the
-    end if any failed."""
+    Upcasters apply when events are read and never rewrite the store, so --dry-run
+    is required: it shows each event before and after. An event an upcaster fails
+    on is reported on stderr and the preview goes on; if any failed, the exit
+    status is 2.
+
+    Examples:
+      export ESCTL_MODEL=sample_streams/orders/model.py
+      esctl upcast OrderCreated --dry-run
+      esctl upcast OrderCreated --dry-run | jq -c '{stream, changes}'
+    """
     from esctl.aggregates import ModelError, Upcasters
     from esctl.aggregates.upcasting import Preview
     from esctl.events import check_type

@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 
 from esctl import __version__
 from esctl.cli import output
+from esctl.cli.helptext import EsctlTyper, HelpLayout
 from esctl.cli.output import OutputFormat
 from esctl.cli.session import DEFAULT_DB, Session
 from esctl.errors import EsctlError, InvalidInput, check_utf8
@@ -218,16 +219,51 @@ def _sentence(message: str) -> str:
     return message
 
 
-app = typer.Typer(
-    cls=EsctlGroup,
+class RootGroup(HelpLayout, EsctlGroup):
+    """The `esctl` group: EsctlGroup's error handling, drawn with esctl's help layout."""
+
+
+# The first paragraph is the summary; the blocks at the end show after the commands.
+ROOT_HELP = """An append-only event store in one SQLite file.
+
+Append events, replay streams into aggregates, build read models, inspect every
+version. The store is ./events.db unless --db or ESCTL_DB names another file.
+Output is tables on a terminal and JSON or NDJSON when piped.
+
+esctl help COMMAND shows a command's options and examples.
+
+Run esctl --install-completion once to complete in bash, zsh or fish.
+
+Getting started:
+  esctl import sample_streams/orders/events.ndjson
+  esctl --model sample_streams/orders/model.py replay order-1
+
+Exit codes:
+  0    success
+  1    unexpected or environment error (not an esctl store, newer schema)
+  2    usage or invalid input, a model or handler that fails; nothing written
+  3    conflict: wrong expected version, an event id reused; nothing written
+  4    not found: no store at the path, no such stream or version
+  5    a check found differences (project verify)
+  6    the aggregate rejected the command (exec); nothing written
+  124  the query ran out of time (query --timeout)
+  130  interrupted (Ctrl-C)
+  141  the reader of stdout went away (esctl read --all | head -1)
+  143  terminated (SIGTERM) while following (project run --follow)
+"""
+
+# Rich help and usage errors for a person; plain, unboxed text for pipes and logs.
+RICH_HELP = sys.stdout.isatty() and sys.stderr.isatty()
+
+app = EsctlTyper(
+    cls=RootGroup,
     name="esctl",
-    help="An append-only event store in one SQLite file: append, replay, project, inspect.",
+    help=ROOT_HELP,
     no_args_is_help=True,
-    # Rich help for a person, plain text for pipes and logs (errors are always our one line).
-    rich_markup_mode="rich" if sys.stdout.isatty() and sys.stderr.isatty() else None,
+    rich_markup_mode="rich" if RICH_HELP else None,
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
-    add_completion=False,
+    add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -242,14 +278,16 @@ def _version(value: bool) -> None:
 def main_options(
     ctx: typer.Context,
     db: Annotated[
-        Optional[str],
-        typer.Option(
-            "--db", envvar="ESCTL_DB", metavar="PATH", help=f"Event store file.  [default: ./{DEFAULT_DB}]"
-        ),
-    ] = None,
+        Optional[str], typer.Option("--db", envvar="ESCTL_DB", metavar="PATH", help="The store.")
+    ] = DEFAULT_DB,
     output_format: Annotated[
         OutputFormat,
-        typer.Option("--output", "-o", help="Output format; auto: tables on a terminal, JSON when piped."),
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FORMAT",
+            help="Output format: auto (tables on a terminal, JSON piped), table, json or ndjson.",
+        ),
     ] = OutputFormat.auto,
     model: Annotated[
         Optional[str],
@@ -257,7 +295,7 @@ def main_options(
             "--model",
             envvar="ESCTL_MODEL",
             metavar="PATH_OR_MODULE",
-            help="Model module or file (aggregates, projections, upcasters).",
+            help="The model, a file or module.",
         ),
     ] = None,
     read_db: Annotated[
@@ -266,7 +304,8 @@ def main_options(
             "--read-db",
             metavar="PATH",
             envvar="ESCTL_READ_DB",
-            help="Separate file for read-model tables.  [default: the store]",
+            show_default="the store",
+            help="File for read models.",
         ),
     ] = None,
     no_pager: Annotated[
@@ -293,12 +332,17 @@ def main_options(
 # Every read command accepts -o after the command too; it overrides the global one.
 OutputOption = Annotated[
     Optional[OutputFormat],
-    typer.Option("--output", "-o", help="Output format (overrides the global --output)."),
+    typer.Option(
+        "--output",
+        "-o",
+        metavar="FORMAT",
+        help="Output format: auto, table, json or ndjson (overrides esctl -o).",
+    ),
 ]
 
 
 # One module per command group; each registers its commands on `app` when imported.
-COMMAND_MODULES = ("store_commands", "aggregate_commands", "projection_commands")
+COMMAND_MODULES = ("store_commands", "aggregate_commands", "projection_commands", "help_command")
 
 
 def register() -> None:

@@ -13,16 +13,31 @@ import typer
 
 from esctl.cli import output
 from esctl.cli.app import EsctlSubgroup, OutputOption, app
+from esctl.cli.helptext import EsctlTyper, HelpLayout
 from esctl.cli.session import session
 from esctl.errors import InvalidInput, NotFound, VerificationFailed
 
 if TYPE_CHECKING:
     from esctl.projections import Projection
 
-project_app = typer.Typer(
+
+class ProjectGroup(HelpLayout, EsctlSubgroup):
+    """`esctl project`: esctl's help layout; an unknown subcommand lists the others."""
+
+
+project_app = EsctlTyper(
     name="project",
-    cls=EsctlSubgroup,
-    help="Read models built from the log: list, run, rebuild, verify, reset.",
+    cls=ProjectGroup,
+    help="""Projections (read models): list, run, rebuild, verify, reset.
+
+    A projection of the model turns events into SQLite tables, kept in the store's
+    file (or in --read-db), that query, sqlite3 or any SQLite tool can read.
+
+    Examples:
+      export ESCTL_MODEL=sample_streams/bank/model.py
+      esctl project run --all
+      esctl project list
+    """,
     no_args_is_help=True,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -58,7 +73,16 @@ def _chosen(ctx: typer.Context, names: list[str] | None, all_: bool) -> list[Pro
 
 @project_app.command("list")
 def list_(ctx: typer.Context, output_format: OutputOption = None) -> None:
-    """Every projection: checkpoint, head, lag and status (live, behind, stale, failed)."""
+    """Every projection: its checkpoint, head, lag and status.
+
+    The status is live (caught up), behind, stale (its code changed since it was
+    built: rebuild it) or failed (with the event and the error).
+
+    Examples:
+      export ESCTL_MODEL=sample_streams/bank/model.py
+      esctl project list
+      esctl project list | jq -r 'select(.status != "live") | .name'
+    """
     from esctl.projections.status import status
 
     projections = _projections(ctx)
@@ -81,21 +105,26 @@ def list_(ctx: typer.Context, output_format: OutputOption = None) -> None:
 @project_app.command("run")
 def run(
     ctx: typer.Context,
-    names: Annotated[
-        Optional[list[str]], typer.Argument(metavar="[NAME...]", help="Projections to run.")
-    ] = None,
+    names: Annotated[Optional[list[str]], typer.Argument(metavar="NAME", help="Projections to run.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Run every projection in the model.")] = False,
     follow: Annotated[
         bool,
-        typer.Option("--follow", "-f", help="Keep applying new events as they are appended (Ctrl-C stops)."),
+        typer.Option("--follow", "-f", help="Apply new events as they come, until Ctrl-C."),
     ] = False,
     output_format: OutputOption = None,
 ) -> None:
     """Catch projections up from their checkpoints.
 
-    Exit 2 when a handler fails (the model has to change: the error names the event
-    and the handler's line; the other projections still run), 1 when a table it built
-    is missing (rebuild it)."""
+    Each batch of events commits with the checkpoint: an event is never applied
+    twice or skipped. Exit 2 when a handler fails (the error names the event and
+    the handler's line; the other projections still run), 1 when a table it built
+    is missing (rebuild it).
+
+    Examples:
+      export ESCTL_MODEL=sample_streams/bank/model.py
+      esctl project run balances
+      esctl project run --all --follow
+    """
     from esctl.projections import ProjectionFailed
     from esctl.projections.runner import ProjectionNeedsRebuild
     from esctl.projections.status import status
@@ -198,10 +227,16 @@ def rebuild(
     name: Annotated[str, typer.Argument(help="The projection to rebuild from position 1.")],
     output_format: OutputOption = None,
 ) -> None:
-    """Rebuild a projection into shadow tables and swap them in when complete.
+    """Rebuild a projection into shadow tables, then swap them in.
 
-    Exit 2 when a handler fails (nothing changes), 3 when another process is
-    rebuilding it already."""
+    Queries see the old tables until the new ones are complete. Exit 2 when a
+    handler fails (nothing changes), 3 when another process is rebuilding it.
+
+    Examples:
+      export ESCTL_MODEL=sample_streams/bank/model.py
+      esctl project rebuild balances
+      esctl project rebuild balances | jq .events_per_second
+    """
     from esctl.projections.definition import pick
     from esctl.projections.rebuild import rebuild as rebuild_projection
     from esctl.projections.status import status
@@ -233,10 +268,19 @@ def verify(
     name: Annotated[str, typer.Argument(help="The projection to compare with a fresh rebuild.")],
     output_format: OutputOption = None,
 ) -> None:
-    """Rebuild into scratch databases (twice) and compare with the live tables.
+    """Compare a projection's tables with a fresh rebuild.
 
+    The projection is rebuilt into scratch databases up to its checkpoint and
+    compared row by row with its tables; a second rebuild catches handlers that
+    are not deterministic (a clock, randomness, outside state).
     Exit 5 on differences, 2 when a handler fails while rebuilding or the projection
-    has failed (its handler failed on an event: fix the model, then run it)."""
+    has failed (its handler failed on an event: fix the model, then run it).
+
+    Examples:
+      export ESCTL_MODEL=sample_streams/bank/model.py
+      esctl project verify balances && echo "balances matches a rebuild"
+      esctl project verify balances | jq .counts
+    """
     from esctl.projections.definition import pick
     from esctl.projections.verify import verify as verify_projection
 
@@ -265,9 +309,16 @@ def reset(
     name: Annotated[str, typer.Argument(help="The projection whose tables and checkpoint to drop.")],
     output_format: OutputOption = None,
 ) -> None:
-    """Drop a projection's tables and checkpoint (the next run starts from position 1).
+    """Drop a projection's tables and its checkpoint.
 
-    Exit 3 while another process is rebuilding it."""
+    The next run starts again from position 1. Exit 3 while another process is
+    rebuilding it.
+
+    Examples:
+      export ESCTL_MODEL=sample_streams/bank/model.py
+      esctl project reset balances | jq .dropped
+      esctl project reset balances && esctl project run balances
+    """
     from esctl.projections.reset import reset as reset_projection
 
     defined = {p.name for p in _projections(ctx, required=False)}
@@ -306,9 +357,16 @@ def query(
     ] = 30.0,
     output_format: OutputOption = None,
 ) -> None:
-    """Run a read-only SQL query against the read models (writes are refused).
+    """Run one read-only SQL query against the read models.
 
-    Exit 124 when it runs past --timeout."""
+    The query runs on a read-only connection: a write is refused (exit 2). It is
+    stopped after --timeout seconds (exit 124). Piped, each row is a JSON object,
+    one per line.
+
+    Examples:
+      esctl query "select * from balances where balance > :min" -p min=20
+      esctl query "select count(*) as n from balances" | jq .n
+    """
     from esctl.projections.query import parse_params, run_query
 
     if session(ctx).read_db is None:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from esctl.cli import output
+from esctl.cli import completion, output
 from esctl.cli.app import OutputOption, app
 from esctl.cli.params import json_object
 from esctl.cli.session import session
@@ -17,7 +17,15 @@ from esctl.errors import InvalidInput
 
 @app.command()
 def init(ctx: typer.Context, output_format: OutputOption = None) -> None:
-    """Create the event store if it does not exist (idempotent)."""
+    """Create the event store if it does not exist (idempotent).
+
+    Prints the store's path, its schema version and whether this call created it.
+    The write commands (append, import, exec) create a missing store too.
+
+    Examples:
+      esctl init
+      esctl --db /tmp/orders.db init -o json
+    """
     from esctl.store.schema import SCHEMA_VERSION
 
     with session(ctx).store(create=True, announce=False) as store:
@@ -34,30 +42,48 @@ def init(ctx: typer.Context, output_format: OutputOption = None) -> None:
 @app.command()
 def append(
     ctx: typer.Context,
-    stream: Annotated[str, typer.Argument(help="Stream name, e.g. order-42 (category: order).")],
+    stream: Annotated[
+        str,
+        typer.Argument(
+            help="Stream name, e.g. order-42 (category: order).", autocompletion=completion.streams
+        ),
+    ],
     event_type: Annotated[str, typer.Argument(metavar="TYPE", help="Event type, e.g. OrderCreated.")],
-    data: Annotated[
-        Optional[str], typer.Argument(help="A JSON object, - for stdin, or @path.  [default: {}]")
-    ] = None,
+    data: Annotated[Optional[str], typer.Argument(help="A JSON object, - for stdin, or @path.")] = "{}",
     expected_version: Annotated[
         str,
         typer.Option(
-            "--expected-version", "-e", help="any, no-stream, exists, or the stream's exact version N."
+            "--expected-version",
+            "-e",
+            metavar="VERSION",
+            help="any, no-stream, exists, or the stream's exact version N.",
         ),
     ] = "any",
     event_id: Annotated[
-        Optional[str], typer.Option("--id", help="Event id (a UUID); a repeat is an idempotent no-op.")
+        Optional[str], typer.Option("--id", metavar="UUID", help="Event id; a repeat is a no-op.")
     ] = None,
     metadata: Annotated[
-        Optional[str], typer.Option("--metadata", "-m", help="Metadata: a JSON object or @path.")
+        Optional[str],
+        typer.Option("--metadata", "-m", metavar="JSON", help="Metadata: a JSON object or @path."),
     ] = None,
     correlation_id: Annotated[
-        Optional[str], typer.Option("--correlation-id", help="Stored in metadata.")
+        Optional[str], typer.Option("--correlation-id", metavar="ID", help="Stored in metadata.")
     ] = None,
-    causation_id: Annotated[Optional[str], typer.Option("--causation-id", help="Stored in metadata.")] = None,
+    causation_id: Annotated[
+        Optional[str], typer.Option("--causation-id", metavar="ID", help="Stored in metadata.")
+    ] = None,
     output_format: OutputOption = None,
 ) -> None:
-    """Append one event to a stream, with an optimistic concurrency check."""
+    """Append one event to a stream, checking the expected version.
+
+    With --expected-version the append is refused (exit 3, nothing written) unless
+    the stream is at that version: any (no check), no-stream, exists, or N.
+
+    Examples:
+      esctl append order-7 OrderCreated '{"customer_id": "c-1"}' -e no-stream
+      esctl append order-7 OrderConfirmed -e 1 --correlation-id req-42
+      echo '{"tracking_number": "T-7"}' | esctl append order-7 OrderShipped -
+    """
     from esctl.events import NewEvent, check_stream, check_type, metadata_id, parse_expected_version
     from esctl.ids import canonical_id
 
@@ -89,15 +115,24 @@ def append(
 def import_(
     ctx: typer.Context,
     file: Annotated[
-        str, typer.Argument(metavar="[FILE|-]", help="NDJSON envelopes; - or nothing for stdin.")
+        str, typer.Argument(metavar="FILE|-", help="NDJSON envelopes; - or nothing for stdin.")
     ] = "-",
     batch_size: Annotated[
         Optional[int],
-        typer.Option("--batch-size", min=1, help="Commit every N lines instead of all-or-nothing."),
+        typer.Option("--batch-size", min=1, help="Commit every N lines, not all at once."),
     ] = None,
     output_format: OutputOption = None,
 ) -> None:
-    """Import NDJSON events (as written by export). Atomic unless --batch-size is given."""
+    """Import NDJSON events as export writes them, all or nothing.
+
+    Only stream and type are required on a line. An event whose id is stored
+    already, with the same content, is skipped: an interrupted --batch-size import
+    can be run again. Prints the counts and the positions written.
+
+    Examples:
+      esctl import sample_streams/orders/events.ndjson
+      esctl export | esctl --db copy.db import --batch-size 10000
+    """
     from esctl.ndjson import iter_lines, read_envelopes
 
     if file == "-":
@@ -129,7 +164,10 @@ def import_(
 @app.command()
 def read(
     ctx: typer.Context,
-    stream: Annotated[Optional[str], typer.Argument(help="The stream to read (or --all).")] = None,
+    stream: Annotated[
+        Optional[str],
+        typer.Argument(help="The stream to read (or --all).", autocompletion=completion.streams),
+    ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Read every stream in position order.")] = False,
     from_version: Annotated[int, typer.Option("--from-version", min=1, help="First version.")] = 1,
     to_version: Annotated[Optional[int], typer.Option("--to-version", min=1, help="Last version.")] = None,
@@ -141,12 +179,21 @@ def read(
         Optional[str], typer.Option("--category", help="With --all: only this category.")
     ] = None,
     event_type: Annotated[
-        Optional[list[str]], typer.Option("--type", help="With --all: only this event type (repeatable).")
+        Optional[list[str]],
+        typer.Option("--type", metavar="TYPE", help="With --all: only this type (repeatable)."),
     ] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=0, help="At most N events.")] = None,
     output_format: OutputOption = None,
 ) -> None:
-    """Read one stream, or every event with --all."""
+    """Read a stream's events, or every event with --all.
+
+    A table on a terminal; piped, NDJSON envelopes, one event per line.
+
+    Examples:
+      esctl read order-1
+      esctl read order-1 --from-version 2 --limit 1
+      esctl read --all --type OrderShipped | jq .stream
+    """
     if all_ == (stream is not None):
         raise InvalidInput("give a STREAM or --all (not both)")
     if all_ and (from_version != 1 or to_version is not None or backwards):
@@ -174,7 +221,15 @@ def export(
     category: Annotated[Optional[str], typer.Option("--category", help="Only this category.")] = None,
     from_position: Annotated[int, typer.Option("--from-position", min=1, help="First position.")] = 1,
 ) -> None:
-    """Write events as NDJSON envelopes in position order (always NDJSON), for import."""
+    """Write events as NDJSON in position order, for import.
+
+    Always NDJSON, on a terminal too. Each line carries version, position and
+    recorded_at: import keeps recorded_at and gives the event a new position.
+
+    Examples:
+      esctl export > backup.ndjson
+      esctl export --category order | esctl --db orders.db import
+    """
     from esctl.cli.output import write_ndjson
     from esctl.ndjson import envelope_line
 
@@ -191,7 +246,14 @@ def streams(
     ] = None,
     output_format: OutputOption = None,
 ) -> None:
-    """List streams: version, first and last recorded_at, last position."""
+    """List the streams: version, first and last recorded_at.
+
+    One row per stream, in natural name order (account-2 before account-10), with its category and last position.
+
+    Examples:
+      esctl streams
+      esctl streams --category order | jq -r .stream
+    """
     out = session(ctx).output(output_format, listing=True)
     with session(ctx).store() as store:
         out.records(store.streams(category=category, limit=limit), "streams")
@@ -200,10 +262,22 @@ def streams(
 @app.command()
 def info(
     ctx: typer.Context,
-    stream: Annotated[Optional[str], typer.Argument(help="One stream instead of the whole store.")] = None,
+    stream: Annotated[
+        Optional[str],
+        typer.Argument(help="One stream instead of the whole store.", autocompletion=completion.streams),
+    ] = None,
     output_format: OutputOption = None,
 ) -> None:
-    """Describe the store (sizes, counts by category and type) or one stream."""
+    """Describe the store, or one stream.
+
+    The store: its path, size, schema version, and event counts by category and
+    type. A stream: its version, counts by type, and first and last events.
+
+    Examples:
+      esctl info
+      esctl info order-1
+      esctl info | jq .types
+    """
     with session(ctx).store() as store:
         doc = store.stream_info(stream) if stream is not None else store.info()
     session(ctx).output(output_format).document(doc, "mapping", title=stream or doc["path"])

@@ -73,7 +73,7 @@ def fresh_models(monkeypatch: pytest.MonkeyPatch) -> None:
         (
             ["frobnicate"],
             "no such command 'frobnicate' (commands: init, append, import, read, export, streams,"
-            " info, replay, diff, versions, exec, snapshot, upcast, query, project)",
+            " info, replay, diff, versions, exec, snapshot, upcast, query, help, project)",
             "esctl",
         ),
         (
@@ -98,7 +98,7 @@ def test_usage_errors_are_one_line_and_a_hint(orders, db, args, error, hint):
 def test_help_and_no_args_help_still_work(cli):
     helped = cli("read", "--help")
     assert helped.exit_code == 0
-    assert "Read one stream, or every event with --all." in helped.stdout
+    assert "Read a stream's events, or every event with --all." in helped.stdout
     assert helped.stderr == ""
     for args in ([], ["project"]):
         from typer.testing import CliRunner
@@ -108,7 +108,7 @@ def test_help_and_no_args_help_still_work(cli):
         bare = CliRunner().invoke(app, args)
         assert bare.exit_code == 2  # as Click has it: usage shown, nothing done
         assert "Usage: esctl" in bare.output and "Commands" in bare.output
-        assert "error" not in bare.output
+        assert "esctl: error" not in bare.output
 
 
 def test_usage_errors_on_a_terminal_are_the_same_line_not_a_box(tmp_path):
