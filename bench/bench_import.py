@@ -2,7 +2,7 @@
 measured in the same run, and SQLite's own limit on this machine.
 
     python bench/bench_import.py                      # 200,000 events (2,000 streams x 100)
-    python bench/bench_import.py --events 1000000     # 1,000,000 events
+    python bench/bench_import.py --events 1M          # 1,000,000 events
     python bench/bench_import.py --quick              # a smoke run
 
 The baseline is what a user would write by hand (bench/benchlib.py): orjson per
@@ -13,12 +13,15 @@ generated UUIDv7 as esctl generates them.
 
 - CLI: `esctl import FILE`, `esctl export` and `esctl read --all` (stdout to
   /dev/null) are whole child processes, and so is the baseline (`python
-  bench/benchlib.py import|export`): both pay interpreter start-up.
+  bench/benchlib.py import|export`): both pay interpreter start-up. The baseline
+  exports its own plain store of the same rows.
 - Library: `EventStore.import_events(read_envelopes(file))` and iterating
   `read_all()` against the same baseline functions, both in this process.
-- SQLite's limit: the same rows, serialised beforehand, inserted with one
-  executemany in this process, at the baseline's settings and then with every
-  setting that speeds it up.
+- SQLite's limit: the rows of the baseline's store, made beforehand, inserted again
+  with one executemany in this process: into the plain schema at the baseline's
+  settings and with each setting that speeds it up (the fastest is the limit),
+  without its unique indexes (a floor), and into a new esctl store (what esctl's
+  schema costs apart from its Python).
 
 Figures are medians of --runs runs (the contenders take turns first); CPU is user +
 system time of the child (or of this process); peak RSS is each child's own maximum.
@@ -41,7 +44,7 @@ from esctl import EventStore
 from esctl.ndjson import read_envelopes
 
 T = TypeVar("T")
-CACHE_KIB = 65_536  # esctl's page cache, for the limit's second rung
+CACHE_KIB = 65_536  # the page cache an esctl store opens with
 
 
 def esctl_import(source: str, db: str) -> int:
