@@ -3,7 +3,8 @@
 Every ```sh and ```console block of README.md and of each sample's README runs in
 bash, in document order, in a fresh directory holding a copy of `sample_streams/`.
 In a sh block each command must exit as its comment promises (`# exit 3: ...`; no
-promise means 0). In a console block each `$ command` must print exactly the lines
+promise means 0) and print what it promises (`# -> bob`: the whole output, stdout and
+stderr, is that one line). In a console block each `$ command` must print exactly the lines
 shown under it (stdout and stderr together, as a terminal shows them).
 """
 
@@ -28,6 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "sample_streams").glob("*/README.md"))]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
 PROMISED_EXIT = re.compile(r"#\s*(?:piped: )?exit (\d+)\b")
+PROMISED_OUTPUT = re.compile(r"#.*?->\s*(.*?)\s*$")
 
 
 @dataclass
@@ -60,6 +62,7 @@ def sh_units(text: str, first_line: int) -> list[Unit]:
         if complete(buffer):
             head = buffer.splitlines()[0]
             promised = PROMISED_EXIT.search(head)
+            output = PROMISED_OUTPUT.search(head)
             stops_on_ctrl_c = "--follow" in head.partition("#")[0]
             default = 130 if stops_on_ctrl_c else 0
             units.append(
@@ -67,6 +70,7 @@ def sh_units(text: str, first_line: int) -> list[Unit]:
                     buffer,
                     start,
                     int(promised.group(1)) if promised else default,
+                    output=output.group(1) + "\n" if output else None,
                     stops_on_ctrl_c=stops_on_ctrl_c,
                 )
             )
@@ -156,11 +160,17 @@ def test_every_shell_block_runs_as_written(document: Path, tmp_path: Path) -> No
 
 
 def test_a_broken_promise_is_caught(tmp_path: Path) -> None:
-    units = sh_units("true   # exit 3: promised wrongly\nf() {\n  false\n}\nf\n", 1)
-    units += console_units("$ echo one\ntwo\n", 6)
-    assert [(u.line, u.exit_code) for u in units] == [(1, 3), (2, 0), (5, 0), (6, None)]
+    units = sh_units("true   # exit 3: promised wrongly\nf() {\n  false\n}\nf\necho a  # -> b\n", 1)
+    units += console_units("$ echo one\ntwo\n", 7)
+    assert [(u.line, u.exit_code, u.output) for u in units] == [
+        (1, 3, None),
+        (2, 0, None),
+        (5, 0, None),
+        (6, 0, "b\n"),
+        (7, None, "two\n"),
+    ]
     results = run_units(units, fresh_directory(tmp_path), shell_env(tmp_path))
-    assert results == [(0, ""), (0, ""), (1, ""), (0, "one\n")]
+    assert results == [(0, ""), (0, ""), (1, ""), (0, "a\n"), (0, "one\n")]
 
 
 def headline_command() -> str:

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import re
-import shlex
 import sqlite3
 from pathlib import Path
 
 import orjson
 import pytest
-from typer.testing import CliRunner
 
-from esctl.cli.app import app
-
-from .conftest import COUNTER_MODEL, ORDERS, ORDERS_EVENTS, ORDERS_MODEL
+from .conftest import COUNTER_MODEL, ORDERS_EVENTS, ORDERS_MODEL
 
 MODEL = ["--model", str(ORDERS_MODEL)]
 
@@ -25,49 +20,6 @@ def lines(text: str) -> list[dict]:
 def count_events(db: Path) -> int:
     with sqlite3.connect(db) as conn:
         return conn.execute("SELECT count(*) FROM events").fetchone()[0]
-
-
-# --- the sample's README, command by command ---------------------------------------------
-
-
-def readme_commands() -> list[tuple[list[str], int]]:
-    """Every `esctl ...` line of the README's sh block, with the exit code its comment names."""
-    text = (ORDERS / "README.md").read_text()
-    block = re.search(r"```sh\n(.*?)```", text, re.S)
-    assert block, "the README has a sh block"
-    commands = []
-    for line in block.group(1).splitlines():
-        if line.startswith(("esctl ", "export ")):
-            expected = re.search(r"#\s*exit (\d)", line)
-            commands.append((shlex.split(line, comments=True), int(expected.group(1)) if expected else 0))
-    return commands
-
-
-def test_the_sample_readme_commands_work(tmp_path, monkeypatch, fresh_models):
-    monkeypatch.chdir(ORDERS.parent.parent)
-    env = {"ESCTL_DB": str(tmp_path / "orders.db"), "ESCTL_MODEL": ""}
-    runner = CliRunner()
-    results = {}
-    for words, expected in readme_commands():
-        if words[0] == "export":
-            name, _, value = words[1].partition("=")
-            env[name] = str(tmp_path / "orders.db") if name == "ESCTL_DB" else value
-            continue
-        result = runner.invoke(app, words[1:], env=env)
-        assert result.exit_code == expected, (words, result.stdout, result.stderr)
-        results.setdefault(" ".join(words[1:]), []).append(result)
-    shipped = orjson.loads(results["replay order-9"][0].stdout)
-    assert shipped["state"]["status"] == "shipped"
-    assert '"total":79.97,' in results["replay order-9"][0].stdout
-    assert orjson.loads(results["replay order-9 --no-snapshots"][0].stdout) == shipped
-    rejected = results['exec order-9 ship {"tracking_number": "T-1"}'][0]
-    assert (
-        rejected.stderr == "esctl: error: ship rejected: can only ship confirmed orders (status: created)\n"
-    )
-    assert rejected.stdout == ""
-    default_fold = orjson.loads(results["replay order-1"][0].stdout)
-    assert "status" not in default_fold["state"]
-    assert default_fold["state"]["lines"][0]["price"] == "29.99"
 
 
 # --- replay --------------------------------------------------------------------------------
