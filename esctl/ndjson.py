@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO
 
+from orjson import JSONDecodeError, loads
+
 from esctl import codec
 from esctl.errors import InvalidInput
 from esctl.events import MAX_EVENT_BYTES, NewEvent, envelope_from_dict
+from esctl.store.failures import check_stored_json
 
 BOM = b"\xef\xbb\xbf"
 # A line may spell its event in up to 6 bytes a character (\u00e9); the exact
@@ -48,9 +51,17 @@ def iter_lines(stream: IO[bytes], progress: Callable[[int], None] | None = None)
 
 
 def envelope_line(row: tuple) -> bytes:
-    """A stored row (`read_all(raw=True)`) as its NDJSON envelope, `import`'s input.
-    The stored JSON of data and metadata is embedded as it is, never decoded."""
+    """A stored row (`read_all(raw=True)`) as its NDJSON envelope: what `read` prints
+    piped and `export` writes. The stored JSON of data and metadata is embedded as it
+    is, exactly, after a check that it parses (a row written around esctl that is not
+    JSON raises StoreDamaged rather than reaching the output)."""
     stream, version, position, event_type, data, metadata, event_id, recorded_at = row
+    try:
+        loads(data)
+        loads(metadata)
+    except (JSONDecodeError, TypeError):
+        check_stored_json(f"event {position} ({stream} v{version})", data=data, metadata=metadata)
+        raise
     return codec.dumps(
         {
             "stream": stream,

@@ -49,6 +49,10 @@ class Output:
     def is_table(self) -> bool:
         return self.format is OutputFormat.table
 
+    @property
+    def is_ndjson(self) -> bool:
+        return self.format in (OutputFormat.ndjson, OutputFormat.auto)
+
     def records(self, items: Iterable[Any], view: str, /, *args: Any, **options: Any) -> None:
         """A list result: NDJSON by default when piped, a JSON array with `json`, and
         `render.<view>(items, *args, **options)` for a person. Items are dicts or objects

@@ -201,18 +201,31 @@ def read(
     if not all_ and (from_position != 1 or category is not None or event_type):
         raise InvalidInput("--from-position, --category and --type apply to --all")
     out = session(ctx).output(output_format, listing=True)
+    # NDJSON is written from the stored rows, as export writes them: decoding each
+    # event into objects and encoding it again would cost half the speed.
+    raw = out.is_ndjson
     with session(ctx).store() as store:
         if all_:
             events = store.read_all(
-                from_position=from_position, category=category, types=event_type or (), limit=limit
+                from_position=from_position, category=category, types=event_type or (), limit=limit, raw=raw
             )
             title = "all events"
         else:
             events = store.read_stream(
-                stream, from_version=from_version, to_version=to_version, backwards=backwards, limit=limit
+                stream,
+                from_version=from_version,
+                to_version=to_version,
+                backwards=backwards,
+                limit=limit,
+                raw=raw,
             )
             title = stream
-        out.records(events, "events", title, one_stream=not all_)
+        if raw:
+            from esctl.ndjson import envelope_line
+
+            output.write_ndjson(events, envelope_line)
+        else:
+            out.records(events, "events", title, one_stream=not all_)
 
 
 @app.command()

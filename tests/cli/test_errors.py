@@ -252,6 +252,7 @@ def _insert_around_esctl(db: Path, data: str, metadata: str = "{}") -> None:
     [
         (["read", "order-1"], "event 8 (order-1 v4)"),
         (["read", "--all"], "event 8 (order-1 v4)"),
+        (["export"], "event 8 (order-1 v4)"),
         (["info", "order-1"], "event 8 (order-1 v4)"),
         (["versions", "order-1"], "event 8 (order-1 v4)"),
         (["replay", "order-1"], "order-1 v4"),  # the default fold, not a model's fault
