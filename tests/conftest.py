@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,12 @@ def cli(db: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., object]:
         return runner.invoke(app, ["--db", str(db_path or db), *args], input=input)
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def sigint_handler_restored() -> Iterator[None]:
+    """Every test leaves the SIGINT handler as it found it: a test that left SIGINT
+    ignored would make a later Ctrl-C test wait forever."""
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    assert signal.getsignal(signal.SIGINT) is before, "the test changed the SIGINT handler"
