@@ -220,18 +220,31 @@ def test_ctrl_c_inside_one_sqlite_step_arrives_as_keyboard_interrupt(models, mon
         running.set()
         return tick(self)
 
+    stopped = threading.Event()
+    signals_sent = []
+
     def ctrl_c() -> None:
-        if running.wait(timeout=30):
+        # One Ctrl-C must stop the query. Should it be lost, more follow, so that the
+        # test fails on the count below instead of waiting forever.
+        running.wait(timeout=60)
+        while not stopped.is_set():
+            signals_sent.append(signal.SIGINT)
             os.kill(os.getpid(), signal.SIGINT)
+            stopped.wait(timeout=60)
 
     monkeypatch.setattr(query._Run, "tick", first_tick)
     thread = threading.Thread(target=ctrl_c)
     thread.start()
     try:
         with pytest.raises(KeyboardInterrupt):
-            run_query(str(models), f"{ENDLESS} SELECT count(*) FROM c")
+            try:
+                run_query(str(models), f"{ENDLESS} SELECT count(*) FROM c")
+            finally:
+                stopped.set()
     finally:
         thread.join()
+    assert running.is_set()
+    assert len(signals_sent) == 1
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
 
 
