@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated, Optional
+from collections.abc import Iterator
+from typing import Annotated, Optional, TypeVar
 
 import typer
 
@@ -13,6 +14,8 @@ from esctl.cli.app import OutputOption, app
 from esctl.cli.params import json_object
 from esctl.cli.session import session
 from esctl.errors import InvalidInput
+
+T = TypeVar("T")
 
 
 @app.command()
@@ -129,6 +132,10 @@ def import_(
     already, with the same content, is skipped: an interrupted --batch-size import
     can be run again. Prints the counts and the positions written.
 
+    A store has one writer at a time: while an import runs in one transaction,
+    other writers wait (60 s at most, then fail as busy). --batch-size commits
+    every N lines and lets them in between batches.
+
     Examples:
       esctl import sample_streams/orders/events.ndjson
       esctl export | esctl --db copy.db import --batch-size 10000
@@ -146,19 +153,43 @@ def import_(
     try:
         with session(ctx).store(create=True) as store:
             if total:  # a file: progress by bytes read, with an ETA
+                if batch_size is None and total >= LONG_HOLD_BYTES:
+                    output.note(_long_hold(f"{file} ({total / 2**20:,.0f} MiB)"))
                 with output.progress(total, "importing", unit="bytes") as advance:
                     summary = store.import_events(
                         read_envelopes(iter_lines(source, advance)), batch_size=batch_size
                     )
             else:  # a pipe: no size to go by, so count events
+                events = read_envelopes(source)
+                if batch_size is None:
+                    events = _noting_long_hold(events)
                 with output.progress(None, "importing") as advance:
-                    summary = store.import_events(
-                        read_envelopes(source), batch_size=batch_size, progress=advance
-                    )
+                    summary = store.import_events(events, batch_size=batch_size, progress=advance)
     finally:
         if source is not sys.stdin.buffer:
             source.close()
     session(ctx).output(output_format).document(summary.to_dict(), "mapping", title="imported")
+
+
+# Past these, an import in one transaction holds the store for seconds (about
+# 40,000 events a second): other writers should hear why they wait.
+LONG_HOLD_BYTES = 64 * 2**20
+LONG_HOLD_EVENTS = 200_000
+
+
+def _long_hold(what: str) -> str:
+    return (
+        f"importing {what} in one transaction: other writers wait until it commits;"
+        " --batch-size N lets them in between batches"
+    )
+
+
+def _noting_long_hold(events: Iterator[T]) -> Iterator[T]:
+    """The events, with a note on stderr once a piped import reaches LONG_HOLD_EVENTS."""
+    for count, event in enumerate(events, 1):
+        if count == LONG_HOLD_EVENTS:
+            output.note(_long_hold(f"{LONG_HOLD_EVENTS:,} events or more"))
+        yield event
 
 
 @app.command()

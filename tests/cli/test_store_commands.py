@@ -240,6 +240,41 @@ def test_import_of_a_missing_file_exits_2(cli, tmp_path):
     assert "cannot read" in result.stderr
 
 
+def test_a_long_import_in_one_transaction_says_other_writers_wait(cli, tmp_path, monkeypatch):
+    from esctl.cli import store_commands
+
+    events = "".join(json.dumps({"stream": f"s-{i}", "type": "T"}) + "\n" for i in range(5))
+    path = tmp_path / "in.ndjson"
+    path.write_text(events)
+    monkeypatch.setattr(store_commands, "LONG_HOLD_BYTES", path.stat().st_size)
+    monkeypatch.setattr(store_commands, "LONG_HOLD_EVENTS", 3)
+    note = (
+        "in one transaction: other writers wait until it commits; --batch-size N lets them in between batches"
+    )
+
+    from_file = cli("import", str(path))
+    assert from_file.exit_code == 0
+    assert f"esctl: importing {path} (0 MiB) {note}\n" in from_file.stderr
+    assert json.loads(from_file.stdout)["imported"] == 5
+
+    piped = cli("import", "-", input=events.replace("s-", "p-"))
+    assert piped.exit_code == 0
+    assert f"esctl: importing 3 events or more {note}\n" in piped.stderr
+
+    for batched in (
+        cli("import", str(path), "--batch-size", "2"),
+        cli("import", "--batch-size", "2", input=events),
+    ):
+        assert batched.exit_code == 0
+        assert "other writers wait" not in batched.stderr
+
+
+def test_a_short_import_says_nothing_of_other_writers(cli, tmp_path):
+    result = cli("import", "-", input=json.dumps({"stream": "s-1", "type": "T"}) + "\n")
+    assert result.exit_code == 0
+    assert "other writers" not in result.stderr
+
+
 def test_import_batches_can_be_rerun_after_a_failure(cli, tmp_path):
     lines = [
         json.dumps({"stream": "s-1", "type": "T", "id": f"0190a2b4-0000-7000-8000-0000000000{i:02d}"})
