@@ -55,6 +55,11 @@ class StoreDamaged(StoreError):
     """The store's file is corrupt, or a stored row is not what esctl wrote."""
 
 
+class StoreOutdated(StoreError):
+    """The store has an older schema: it reads, and `esctl migrate` upgrades it
+    before anything can be written."""
+
+
 class StoreBusy(StoreError):
     """Another process held the store's write lock for longer than the busy timeout."""
 

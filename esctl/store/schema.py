@@ -6,59 +6,40 @@ from __future__ import annotations
 import os
 import pathlib
 import sqlite3
+from dataclasses import dataclass
 
 from esctl.errors import NotFound, StoreError, StoreReadOnly
+from esctl.store import compat, migrations
 from esctl.store.failures import cannot_open, classify, not_writable, primary_code
+from esctl.store.triggers import disable_triggers
 from esctl.transaction import immediate
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = migrations.LATEST
 APPLICATION_ID = 0x45534354  # "ESCT": marks the file as an esctl store
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
-DDL = """
-CREATE TABLE events (
-    position    INTEGER PRIMARY KEY,               -- global, 1-based, gapless, commit order
-    stream      TEXT    NOT NULL,
-    version     INTEGER NOT NULL CHECK (version >= 1),
-    type        TEXT    NOT NULL,
-    data        TEXT    NOT NULL,                  -- a JSON object
-    metadata    TEXT    NOT NULL,                  -- a JSON object
-    id          TEXT    NOT NULL,                  -- a UUID, v7 when generated
-    recorded_at TEXT    NOT NULL,                  -- UTC, ISO 8601, microseconds, Z
-    category    TEXT    GENERATED ALWAYS AS (
-        CASE WHEN instr(stream, '-') > 0 THEN substr(stream, 1, instr(stream, '-') - 1)
-             ELSE stream END) VIRTUAL
-);
-CREATE UNIQUE INDEX events_stream_version ON events (stream, version);
-CREATE UNIQUE INDEX events_id ON events (id);
 
--- Append-only, even from a plain sqlite3 shell.
-CREATE TRIGGER events_refuse_update BEFORE UPDATE ON events
-BEGIN SELECT RAISE(ABORT, 'events are append-only: UPDATE is refused'); END;
-CREATE TRIGGER events_refuse_delete BEFORE DELETE ON events
-BEGIN SELECT RAISE(ABORT, 'events are append-only: DELETE is refused'); END;
+@dataclass(slots=True)
+class Connected:
+    """An open store: its connection, whether this open created it, why it cannot
+    be written (None when it can: a store on read-only media, or in a directory
+    where SQLite cannot create its -wal and -shm files, is opened for reading only),
+    its schema version, and whether the connection runs with triggers off (then
+    the writer maintains the derived tables itself; see esctl.store.triggers)."""
 
--- Gapless positions and versions; a reused id is refused before INSERT OR REPLACE
--- could delete the stored event.
-CREATE TRIGGER events_gapless BEFORE INSERT ON events
-WHEN NEW.position IS NOT (SELECT coalesce(max(position), 0) + 1 FROM events)
-  OR NEW.version IS NOT (SELECT coalesce(max(version), 0) + 1 FROM events
-                         WHERE stream = NEW.stream)
-  OR EXISTS (SELECT 1 FROM events WHERE id = NEW.id)
-BEGIN SELECT RAISE(ABORT, 'events must be appended with the next position and version and a new id'); END;
-
-CREATE TABLE esctl_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
+    conn: sqlite3.Connection
+    created: bool
+    read_only: str | None
+    version: int
+    triggers_off: bool
 
 
-def connect(path: str, *, create: bool) -> tuple[sqlite3.Connection, bool, str | None]:
+def connect(path: str, *, create: bool) -> Connected:
     """Open the store at `path`, creating it when `create` is true.
 
-    A file that is not an esctl store, or has a schema this version does not know,
-    raises StoreError and is left exactly as it was. Returns the connection,
-    whether this call created the store, and why it is read-only (None when it
-    can be written): a store on read-only media, or in a directory where SQLite
-    cannot create its -wal and -shm files, is opened for reading only.
+    A file that is not an esctl store, or has a schema newer than this esctl's,
+    raises StoreError and is left exactly as it was. A store with an older schema
+    opens for reading (esctl.store.compat); `esctl migrate` upgrades it.
     """
     exists = os.path.exists(path)
     if not exists:
@@ -78,16 +59,17 @@ def connect(path: str, *, create: bool) -> tuple[sqlite3.Connection, bool, str |
         raise StoreError(cannot_open(path, exc)) from None
     created = False
     read_only: str | None = None
+    triggers_off = False
     try:
         try:
-            _check_identity(conn, path, create)
+            version = _check_identity(conn, path, create)
         except sqlite3.OperationalError as exc:
             if not exists or primary_code(exc) not in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY):
                 raise
             conn.close()
             conn = open_read_only(path)
             read_only = not_writable(path)
-            _check_identity(conn, path, create)
+            version = _check_identity(conn, path, create)
         if read_only is None and exists and not os.access(path, os.W_OK):
             read_only = not_writable(path)
         if read_only is None:
@@ -100,6 +82,11 @@ def connect(path: str, *, create: bool) -> tuple[sqlite3.Connection, bool, str |
             if read_only is not None:
                 raise StoreReadOnly(f"{read_only}: cannot create the store {path}")
             created = _create(conn, path)
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version < SCHEMA_VERSION:
+            compat.install(conn)
+        elif read_only is None:
+            triggers_off = disable_triggers(conn, path)
     except sqlite3.DatabaseError as exc:
         conn.close()
         error = classify(exc, path)
@@ -111,7 +98,7 @@ def connect(path: str, *, create: bool) -> tuple[sqlite3.Connection, bool, str |
     except BaseException:
         conn.close()
         raise
-    return conn, created, read_only
+    return Connected(conn, created, read_only, version, triggers_off)
 
 
 def open_read_only(path: str, **options: object) -> sqlite3.Connection:
@@ -167,7 +154,8 @@ def _check_header(path: str, create: bool) -> None:
         raise StoreError(f"{path} is a SQLite database but not an esctl event store")
 
 
-def _check_identity(conn: sqlite3.Connection, path: str, create: bool) -> None:
+def _check_identity(conn: sqlite3.Connection, path: str, create: bool) -> int:
+    """The store's schema version (0 for an empty database that may become one)."""
     app_id = conn.execute("PRAGMA application_id").fetchone()[0]
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if app_id == APPLICATION_ID:
@@ -176,14 +164,15 @@ def _check_identity(conn: sqlite3.Connection, path: str, create: bool) -> None:
                 f"{path} has schema version {version}, newer than this esctl knows"
                 f" ({SCHEMA_VERSION}): upgrade esctl"
             )
-        if version != SCHEMA_VERSION:
+        if version < 1:
             raise StoreError(f"{path} has unknown schema version {version}")
-        return
+        return version
     tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
     if app_id != 0 or tables:
         raise StoreError(f"{path} is a SQLite database but not an esctl event store")
     if not create:
         raise NotFound(f"no event store at {path} (the database is empty)")
+    return 0
 
 
 def _create(conn: sqlite3.Connection, path: str) -> bool:
@@ -195,8 +184,7 @@ def _create(conn: sqlite3.Connection, path: str) -> bool:
         if created:
             if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
                 raise StoreError(f"{path} is a SQLite database but not an esctl event store")
-            for statement in _statements(DDL):
-                conn.execute(statement)
+            migrations.upgrade(conn, 0)
             from esctl import __version__
             from esctl.events import utc_now
 
@@ -205,16 +193,4 @@ def _create(conn: sqlite3.Connection, path: str) -> bool:
                 [("created_at", utc_now()), ("created_by", f"esctl {__version__}")],
             )
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     return created
-
-
-def _statements(script: str) -> list[str]:
-    """Split the DDL into statements (executescript would commit our transaction)."""
-    statements, buffer = [], ""
-    for line in script.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            statements.append(buffer.strip())
-            buffer = ""
-    return [s for s in statements if s]

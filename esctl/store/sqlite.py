@@ -5,25 +5,25 @@ from __future__ import annotations
 import contextlib
 import functools
 import heapq
+import itertools
 import json
 import os
-import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from esctl.errors import InvalidInput, NotFound, StoreReadOnly
+from esctl.errors import InvalidInput, NotFound, StoreOutdated, StoreReadOnly
 from esctl.events import ANY, ExpectedVersion, NewEvent, RecordedEvent, check_stream, parse_expected_version
-from esctl.store import schema
+from esctl.store import compat, schema
 from esctl.store.failures import classify, translate, translated
+from esctl.store.natural import natural_key
 from esctl.store.writer import HEAD_POSITION, SELECT_EVENT, STREAM_VERSION, Writer, decode
 
 T = TypeVar("T")
 
 CHUNK = 5_000  # events per executemany inside an import
 _MAX_STREAM_SET = 100_000
-_SUMMARY_BATCH = 1_000  # streams looked up per query by `streams`
 
 
 def _reading(method: Callable[..., T]) -> Callable[..., T]:
@@ -88,14 +88,30 @@ class EventStore:
     """
 
     def __init__(
-        self, path: str, conn: sqlite3.Connection, *, created: bool = False, read_only: str | None = None
+        self,
+        path: str,
+        conn: sqlite3.Connection,
+        *,
+        created: bool = False,
+        read_only: str | None = None,
+        schema_version: int | None = None,
+        triggers_off: bool = False,
     ) -> None:
+        """Usually made by `open`; given a connection of your own, the schema's
+        triggers (on, unless `triggers_off`) maintain the derived tables."""
         self.path = path
         self.conn = conn
         self.created = created  # this open created the store
         # Why the store cannot be written ('read-only file system', 'permission
         # denied', ...), or None. A read-only store can still be read.
         self.read_only = read_only
+        if schema_version is None:
+            schema_version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if schema_version < schema.SCHEMA_VERSION:
+                compat.install(conn)
+        # Below schema.SCHEMA_VERSION the store reads normally; `migrate` upgrades it.
+        self.schema_version = schema_version
+        self._triggers_off = triggers_off
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, create: bool = False) -> EventStore:
@@ -103,12 +119,28 @@ class EventStore:
         be written (read-only media or file, a read-only directory) opens for
         reading, with `read_only` saying why; writing to it raises StoreReadOnly."""
         path = os.fspath(path)
-        conn, created, read_only = schema.connect(path, create=create)
-        return cls(path, conn, created=created, read_only=read_only)
+        c = schema.connect(path, create=create)
+        return cls(
+            path,
+            c.conn,
+            created=c.created,
+            read_only=c.read_only,
+            schema_version=c.version,
+            triggers_off=c.triggers_off,
+        )
 
     def _writable(self) -> None:
         if self.read_only is not None:
             raise StoreReadOnly(f"{self.read_only}: cannot write {self.path}")
+        if self.schema_version < schema.SCHEMA_VERSION:
+            raise StoreOutdated(
+                f"{self.path} has schema {self.schema_version}, from an earlier esctl:"
+                f" run 'esctl migrate' to upgrade it (reading works meanwhile)"
+            )
+
+    def _writer(self) -> Writer:
+        self._writable()
+        return Writer(self.conn, tracks=self._triggers_off)
 
     def close(self) -> None:
         self.conn.close()
@@ -141,8 +173,7 @@ class EventStore:
             batch.append(
                 ("", replace(event, expected_version=expected if index == 0 and expected is not ANY else own))
             )
-        self._writable()
-        writer = Writer(self.conn)
+        writer = self._writer()
         try:
             writer.begin()
             written = writer.write(batch)
@@ -174,7 +205,7 @@ class EventStore:
         # end instead (~1 s per million events), so memory stays bounded.
         streams: set[str] | None = set()
         ranges: list[list[int]] = []
-        writer = Writer(self.conn)
+        writer = self._writer()
         chunk_size = min(CHUNK, batch_size) if batch_size else CHUNK
         in_batch = 0
         chunk: list[tuple[str, NewEvent]] = []
@@ -201,7 +232,6 @@ class EventStore:
                 progress(len(chunk))
             chunk.clear()
 
-        self._writable()
         try:
             writer.begin()
             for item in events:
@@ -341,63 +371,53 @@ class EventStore:
         compare as numbers (account-2 before account-10), the rest as text. With
         `limit`, the first `limit` streams of that order.
 
-        The order is computed in Python over every stream's name (heapq.nsmallest with
-        a limit), then the summaries are looked up in batches in that order."""
-        where = "WHERE category = ?" if category is not None else ""
-        heads = self.conn.execute(
-            f"SELECT stream, max(version) FROM events {where} GROUP BY stream",
-            [category] if category is not None else [],
+        The streams table keeps each name's natural sort key under an index, so this
+        reads the streams it returns. Streams first written around esctl have no key
+        yet; they are sorted here and merged in."""
+        where = "WHERE s.category = ?" if category is not None else "WHERE true"
+        params: list[Any] = [category] if category is not None else []
+        keyed = self.conn.execute(
+            f"{_SUMMARY} {where} AND s.sort_key IS NOT NULL ORDER BY s.sort_key"
+            + (" LIMIT ?" if limit is not None else ""),
+            params + ([limit] if limit is not None else []),
         )
-        if limit is None:
-            chosen = sorted(heads, key=_natural_head)
-        else:
-            chosen = heapq.nsmallest(limit, heads, key=_natural_head)
-        return self._stream_summaries(chosen)
-
-    def _stream_summaries(self, heads: list[tuple[str, int]]) -> Iterator[StreamSummary]:
-        sql = """
-            SELECT last.stream, last.category, last.version, first.recorded_at,
-                   last.recorded_at, last.position
-            FROM json_each(?) AS s
-            JOIN events AS last ON last.stream = s.value ->> 0 AND last.version = s.value ->> 1
-            JOIN events AS first ON first.stream = last.stream AND first.version = 1
-            ORDER BY s.key
-        """
-        for start in range(0, len(heads), _SUMMARY_BATCH):
-            batch = json.dumps(heads[start : start + _SUMMARY_BATCH])
-            yield from (StreamSummary(*row) for row in _rows(self.conn.execute(sql, (batch,)), self.path))
+        unkeyed = sorted(
+            self.conn.execute(f"{_SUMMARY} {where} AND s.sort_key IS NULL", params),
+            key=_natural_summary,
+        )
+        rows = heapq.merge(_rows(keyed, self.path), unkeyed, key=_natural_summary)
+        if limit is not None:
+            rows = itertools.islice(rows, limit)
+        return (StreamSummary(*row) for row in rows)
 
     @_reading
     def info(self) -> dict[str, Any]:
-        c = self.conn
-        events, streams, head = c.execute(
-            "SELECT count(*), count(DISTINCT stream), coalesce(max(position), 0) FROM events"
-        ).fetchone()
+        counts: dict[str, dict[str, int]] = {"category": {}, "type": {}, "streams": {}}
+        for kind, name, count in self.conn.execute(
+            "SELECT kind, name, count FROM esctl_counts WHERE count > 0 ORDER BY kind, count DESC, name"
+        ):
+            counts[kind][name] = count
         return {
             "path": os.path.abspath(self.path),
             "file_size": _file_size(self.path),
-            "schema_version": schema.SCHEMA_VERSION,
-            "events": events,
-            "streams": streams,
-            "last_position": head,
-            "categories": dict(
-                c.execute("SELECT category, count(*) FROM events GROUP BY category ORDER BY 2 DESC, 1")
-            ),
-            "types": dict(c.execute("SELECT type, count(*) FROM events GROUP BY type ORDER BY 2 DESC, 1")),
+            "schema_version": self.schema_version,
+            "events": sum(counts["category"].values()),
+            "streams": counts["streams"].get("", 0),
+            "last_position": self.head_position(),
+            "categories": counts["category"],
+            "types": counts["type"],
         }
 
     @_reading
     def stream_info(self, stream: str) -> dict[str, Any]:
         check_stream(stream, allow_reserved=True)
-        version = self.stream_version(stream)
-        if version == 0:
+        found = self.conn.execute(
+            "SELECT first_position, last_position FROM streams WHERE stream = ?", (stream,)
+        ).fetchone()
+        if found is None:
             raise NotFound(f"stream {stream!r} not found")
-        # Straight to the two rows: read_stream would look the version up again each time.
         first, last = (
-            decode(
-                self.conn.execute(SELECT_EVENT + " WHERE stream = ? AND version = ?", (stream, v)).fetchone()
-            )
-            for v in (1, version)
+            decode(self.conn.execute(SELECT_EVENT + " WHERE position = ?", (p,)).fetchone()) for p in found
         )
         types = dict(
             self.conn.execute(
@@ -408,26 +428,24 @@ class EventStore:
         return {
             "stream": stream,
             "category": first.category,
-            "version": version,
+            "version": last.version,
             "types": types,
             "first": first.to_dict(),
             "last": last.to_dict(),
         }
 
 
-_NUMBER = re.compile(r"([0-9]+)")
+# A stream's summary: its streams row, and the two events it points to.
+_SUMMARY = """
+    SELECT s.stream, s.category, s.version, f.recorded_at, l.recorded_at, s.last_position
+    FROM streams AS s
+    JOIN events AS f ON f.position = s.first_position
+    JOIN events AS l ON l.position = s.last_position
+"""
 
 
-def natural_key(name: str) -> tuple[tuple[str | int, ...], str]:
-    """The natural sort key of a name: runs of digits compare as numbers
-    ("account-2" < "account-10"); the name itself breaks ties ("a-01" vs "a-1")."""
-    parts: list[str | int] = list(_NUMBER.split(name))
-    parts[1::2] = [int(p) for p in parts[1::2]]
-    return tuple(parts), name
-
-
-def _natural_head(head: tuple[str, int]) -> tuple[tuple[str | int, ...], str]:
-    return natural_key(head[0])
+def _natural_summary(row: tuple) -> tuple[tuple[str | int, ...], str]:
+    return natural_key(row[0])
 
 
 def _rows(cursor: sqlite3.Cursor, path: str) -> Iterator[tuple]:

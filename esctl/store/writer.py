@@ -1,17 +1,22 @@
 """The write path: every append and import goes through `Writer.write`.
 
 Inside one BEGIN IMMEDIATE transaction a chunk of events is checked against the
-streams' versions in Python and inserted with one `executemany`. A chunk that meets
-anything unusual (a given id that is stored already or repeated, a version mismatch
-on an event with an id) is written event by event instead, so that an idempotent
-duplicate is recognised before its expected version is judged. The unusual cases are
-found before anything is inserted: savepoints around the fast path would cost ~50%
-of insert throughput with the schema's triggers.
+streams' versions in Python and inserted with one `executemany`; then the chunk's
+streams rows and counters are updated, one statement per stream and per name, not
+per event (the connection runs with the schema's triggers off, see
+esctl.store.triggers; where they stay on, they do this and the writer does not).
+
+Generated ids (UUIDv7) are new by construction. A chunk with given ids is inserted
+under a savepoint: a stored id makes the insert fail, the savepoint undoes the
+chunk, and it is written event by event instead, so that an idempotent duplicate
+is recognised before its expected version is judged. So is a chunk that repeats an
+id, or where an event with an id fails its version check.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,9 +24,19 @@ import orjson
 
 from esctl import codec
 from esctl.errors import DuplicateEventId, InvalidInput, StoreBusy, WrongExpectedVersion
-from esctl.events import ANY, MAX_EVENT_BYTES, NewEvent, RecordedEvent, utc_now, validate, version_matches
+from esctl.events import (
+    ANY,
+    MAX_EVENT_BYTES,
+    NewEvent,
+    RecordedEvent,
+    category_of,
+    utc_now,
+    validate,
+    version_matches,
+)
 from esctl.ids import uuid7
 from esctl.store.failures import check_stored_json, primary_code
+from esctl.store.natural import sort_key
 from esctl.transaction import begin_immediate, rollback
 
 # One column order for every row esctl reads or writes: the envelope's.
@@ -30,9 +45,20 @@ SELECT_EVENT = f"SELECT {COLUMNS} FROM events"
 INSERT = f"INSERT INTO events ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 STREAM_VERSION = "SELECT coalesce(max(version), 0) FROM events WHERE stream = ?"
 HEAD_POSITION = "SELECT coalesce(max(position), 0) FROM events"
+_TRACKED_VERSION = "SELECT version FROM streams WHERE stream = ?"
+_NEW_STREAM = (
+    "INSERT INTO streams (stream, category, version, first_position, last_position, sort_key)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+_GROWN_STREAM = (
+    "UPDATE streams SET version = ?, last_position = ?, sort_key = coalesce(sort_key, ?) WHERE stream = ?"
+)
+_COUNT = (
+    "INSERT INTO esctl_counts (kind, name, count) VALUES (?, ?, ?)"
+    " ON CONFLICT DO UPDATE SET count = count + excluded.count"
+)
 
 Row = tuple[str, int, int, str, str, str, str, str]
-_ID_LOOKUP_CHUNK = 900  # ids per IN (...) query, under SQLite's variable limit
 _MAX_CACHED_STREAMS = 100_000
 
 
@@ -49,8 +75,9 @@ class Written:
 class Writer:
     """Appends to one connection; the caller owns the transaction (`begin`/`commit`)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, *, tracks: bool) -> None:
         self.conn = conn
+        self.tracks = tracks  # this writer maintains streams and esctl_counts
         self.head = 0
         self._versions: dict[str, int] = {}
 
@@ -77,7 +104,8 @@ class Writer:
     def version(self, stream: str) -> int:
         version = self._versions.get(stream)
         if version is None:
-            version = self._versions[stream] = self.conn.execute(STREAM_VERSION, (stream,)).fetchone()[0]
+            row = self.conn.execute(_TRACKED_VERSION, (stream,)).fetchone()
+            version = self._versions[stream] = row[0] if row else 0
         return version
 
     def write(self, events: Sequence[tuple[str, NewEvent]]) -> Written:
@@ -89,33 +117,73 @@ class Writer:
             self._versions.clear()
         for where, event in events:
             validate(event, where)
-        rows = None if self._any_stored_or_repeated(events) else self._fast_rows(events)
-        if rows is None:
+        ids = [event.id for _, event in events if event.id is not None]
+        if len(set(ids)) != len(ids):
             return self._careful(events)
-        self.conn.executemany(INSERT, rows)
+        head = self.head
+        fast = self._fast_rows(events)
+        if fast is None:
+            return self._careful(events)
+        rows, before = fast
+        if not ids:
+            self._insert(rows)
+            return Written(rows, rows)  # type: ignore[arg-type]
+        self.conn.execute("SAVEPOINT esctl_chunk")
+        try:
+            self._insert(rows)
+        except sqlite3.IntegrityError as exc:
+            if "events.id" not in str(exc):
+                raise
+            self.conn.execute("ROLLBACK TO esctl_chunk")
+            self.conn.execute("RELEASE esctl_chunk")
+            self.head = head
+            self._versions.update(before)
+            return self._careful(events)
+        self.conn.execute("RELEASE esctl_chunk")
         return Written(rows, rows)  # type: ignore[arg-type]
 
-    def _any_stored_or_repeated(self, events: Sequence[tuple[str, NewEvent]]) -> bool:
-        ids = [event.id for _, event in events if event.id is not None]
-        if not ids:
-            return False
-        if len(set(ids)) != len(ids):
-            return True
-        for i in range(0, len(ids), _ID_LOOKUP_CHUNK):
-            part = ids[i : i + _ID_LOOKUP_CHUNK]
-            sql = f"SELECT 1 FROM events WHERE id IN ({','.join('?' * len(part))}) LIMIT 1"
-            if self.conn.execute(sql, part).fetchone():
-                return True
-        return False
+    def _insert(self, rows: list[Row]) -> None:
+        self.conn.executemany(INSERT, rows)
+        if self.tracks:
+            self._track(rows)
 
-    def _fast_rows(self, events: Sequence[tuple[str, NewEvent]]) -> list[Row] | None:
-        """Rows for a chunk with no duplicates, advancing head and versions; None
-        (with nothing changed) when an event with an id fails its version check."""
+    def _track(self, rows: list[Row]) -> None:
+        """Bring streams and esctl_counts up to date with `rows`, just inserted."""
+        first: dict[str, Row] = {}
+        last: dict[str, Row] = {}
+        for row in rows:
+            if row[0] not in first:
+                first[row[0]] = row
+            last[row[0]] = row
+        new, grown = [], []
+        counts: dict[tuple[str, str], int] = {}
+        for stream, end in last.items():
+            start = first[stream]
+            category = category_of(stream)
+            key = ("category", category)
+            counts[key] = counts.get(key, 0) + end[1] - start[1] + 1
+            if start[1] == 1:
+                new.append((stream, category, end[1], start[2], end[2], sort_key(stream)))
+            else:
+                grown.append((end[1], end[2], sort_key(stream), stream))
+        for event_type, n in Counter(row[3] for row in rows).items():
+            counts["type", event_type] = n
+        if new:
+            self.conn.executemany(_NEW_STREAM, new)
+            counts["streams", ""] = len(new)
+        if grown:
+            self.conn.executemany(_GROWN_STREAM, grown)
+        self.conn.executemany(_COUNT, [(kind, name, n) for (kind, name), n in counts.items()])
+
+    def _fast_rows(self, events: Sequence[tuple[str, NewEvent]]) -> tuple[list[Row], dict[str, int]] | None:
+        """Rows for a chunk, advancing head and versions, with the versions the chunk's
+        streams had before it; None (with nothing changed) when an event with an id
+        fails its version check."""
         rows: list[Row] = []
         now = utc_now()
         position = self.head
         versions = self._versions
-        touched: dict[str, int] = {}  # versions before this chunk, to undo on None
+        touched: dict[str, int] = {}
         for where, event in events:
             stream = event.stream
             current = versions.get(stream)
@@ -131,7 +199,7 @@ class Writer:
             rows.append(_row(where, event, position, current + 1, now))
             versions[stream] = current + 1
         self.head = position
-        return rows
+        return rows, touched
 
     def _careful(self, events: Sequence[tuple[str, NewEvent]]) -> Written:
         written = Written([], [])
@@ -149,7 +217,7 @@ class Writer:
             if not version_matches(event.expected_version, current):
                 raise WrongExpectedVersion(event.stream, event.expected_version, current, where)
             row = _row(where, event, self.head + 1, current + 1, now)
-            self.conn.execute(INSERT, row)
+            self._insert([row])
             self.head += 1
             self._versions[event.stream] = current + 1
             written.rows.append(row)

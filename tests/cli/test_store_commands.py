@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from esctl.store.schema import SCHEMA_VERSION
 from tests.helpers import HANG, file_digest
 
 ENVELOPE_KEYS = ["stream", "version", "position", "type", "data", "metadata", "id", "recorded_at"]
@@ -43,7 +44,7 @@ def test_init_creates_the_store_once(cli, db):
     first = cli("init")
     assert first.exit_code == 0, first.stderr
     doc = json.loads(first.stdout)
-    assert doc == {"path": str(db.resolve()), "schema_version": 1, "created": True}
+    assert doc == {"path": str(db.resolve()), "schema_version": SCHEMA_VERSION, "created": True}
     again = cli("init")
     assert json.loads(again.stdout)["created"] is False
     assert again.stderr == ""
@@ -420,7 +421,12 @@ def test_streams(orders):
 
 def test_info_store_and_stream(orders, db):
     doc = json.loads(orders("info").stdout)
-    assert (doc["events"], doc["streams"], doc["last_position"], doc["schema_version"]) == (4, 3, 4, 1)
+    assert (doc["events"], doc["streams"], doc["last_position"], doc["schema_version"]) == (
+        4,
+        3,
+        4,
+        SCHEMA_VERSION,
+    )
     assert doc["categories"] == {"order": 3, "user": 1}
     assert doc["path"] == str(db.resolve()) and doc["file_size"] > 0
     one = json.loads(orders("info", "order-1").stdout)

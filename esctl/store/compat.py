@@ -1,0 +1,34 @@
+"""Reading a store whose schema is older than this esctl's.
+
+TEMP views, private to the connection, stand in for the tables that later steps
+add, so every read works on such a store before `esctl migrate` (at the cost the
+old schema had: these views scan the events). Writes are refused until then."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from esctl.store.migrations import register_functions
+
+_VIEWS = """
+CREATE TEMP VIEW streams AS
+    SELECT stream, category, max(version) AS version, min(position) AS first_position,
+           max(position) AS last_position, esctl_sort_key(stream) AS sort_key
+    FROM events GROUP BY stream;
+CREATE TEMP VIEW esctl_counts AS
+    SELECT 'category' AS kind, category AS name, count(*) AS count FROM events GROUP BY category
+    UNION ALL SELECT 'type', type, count(*) FROM events GROUP BY type
+    UNION ALL SELECT 'streams', '', count(DISTINCT stream) FROM events;
+"""
+
+
+def install(conn: sqlite3.Connection) -> None:
+    """Views for a schema-1 store."""
+    register_functions(conn)
+    for statement in _VIEWS.strip().split(";\n"):
+        conn.execute(statement)
+
+
+def remove(conn: sqlite3.Connection) -> None:
+    conn.execute("DROP VIEW IF EXISTS temp.streams")
+    conn.execute("DROP VIEW IF EXISTS temp.esctl_counts")
