@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,3 +33,25 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = HANG) 
         if time.monotonic() > deadline:
             pytest.fail(f"gave up after {timeout:.0f} s waiting for {what}")
         time.sleep(0.01)
+
+
+def derived(conn: sqlite3.Connection) -> tuple[list, list]:
+    """The streams table and the counters, and the same computed from the events."""
+    kept = (
+        conn.execute(
+            "SELECT stream, category, version, first_position, last_position FROM streams ORDER BY stream"
+        ).fetchall(),
+        conn.execute("SELECT kind, name, count FROM esctl_counts WHERE count > 0 ORDER BY 1, 2").fetchall(),
+    )
+    computed = (
+        conn.execute(
+            "SELECT stream, category, max(version), min(position), max(position)"
+            " FROM events GROUP BY stream ORDER BY stream"
+        ).fetchall(),
+        conn.execute(
+            "SELECT * FROM (SELECT 'category' AS kind, category, count(*) AS n FROM events GROUP BY category"
+            " UNION ALL SELECT 'streams', '', count(DISTINCT stream) FROM events"
+            " UNION ALL SELECT 'type', type, count(*) FROM events GROUP BY type) WHERE n > 0 ORDER BY 1, 2"
+        ).fetchall(),
+    )
+    return kept, computed

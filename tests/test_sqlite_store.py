@@ -2,19 +2,44 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 
 import pytest
 
 from esctl import NewEvent, NotFound, StoreError
-from esctl.store import EventStore
+from esctl.store import EventStore, schema
 from esctl.store.schema import SCHEMA_VERSION
-from tests.helpers import file_digest
+from tests.helpers import derived, file_digest
 from tests.store_contract import StoreContract
 
 
 class TestSQLiteStore(StoreContract):
-    pass
+    """esctl's own connection: triggers off, the writer keeps the derived tables."""
+
+    @pytest.fixture(autouse=True)
+    def _derived_tables_follow(self, store, db):
+        assert store._triggers_off
+        yield
+        conn = sqlite3.connect(db)
+        kept, computed = derived(conn)
+        conn.close()
+        assert kept == computed
+
+
+class TestSQLiteStoreWithTriggersOn(StoreContract):
+    """Where the triggers cannot be turned off, they keep the derived tables."""
+
+    @pytest.fixture
+    def store(self, db, monkeypatch):
+        monkeypatch.setattr(schema, "disable_triggers", lambda conn, path: False)
+        with EventStore.open(db, create=True) as s:
+            assert not s._triggers_off
+            yield s
+        conn = sqlite3.connect(db)
+        kept, computed = derived(conn)
+        conn.close()
+        assert kept == computed
 
 
 @pytest.fixture
@@ -133,3 +158,94 @@ def test_streams_touched_are_counted_the_same_past_the_in_memory_limit(store, mo
     events = [("", NewEvent(f"s-{i % 5}", "T")) for i in range(23)]
     summary = store.import_events(events, batch_size=4)
     assert (summary.imported, summary.streams) == (23, 5)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "DELETE FROM streams",
+        "UPDATE streams SET version = 7",
+        "UPDATE streams SET last_position = 1",
+        "INSERT INTO streams (stream, category, version, first_position, last_position)"
+        " VALUES ('t-1', 't', 1, 1, 1)",
+        "DELETE FROM esctl_counts",
+        "UPDATE esctl_counts SET count = 0",
+        "INSERT INTO esctl_counts (kind, name, count) VALUES ('type', 'Z', 5)",
+    ],
+)
+def test_the_derived_tables_refuse_changes_from_a_plain_sqlite_shell(filled, sql):
+    conn = sqlite3.connect(filled)
+    with pytest.raises(sqlite3.IntegrityError, match="follows the events"):
+        conn.execute(sql)
+    conn.rollback()
+    kept, computed = derived(conn)
+    conn.close()
+    assert kept == computed
+
+
+def test_events_inserted_from_a_plain_sqlite_shell_are_counted_and_listed(filled):
+    conn = sqlite3.connect(filled)
+    for position, stream, version in [(3, "s-1", 3), (4, "t-1", 1), (5, "t-1", 2)]:
+        conn.execute(
+            "INSERT INTO events (position, stream, version, type, data, metadata, id, recorded_at)"
+            " VALUES (?, ?, ?, 'C', '{}', '{}', ?, '2020-01-01T00:00:00.000000Z')",
+            (position, stream, version, f"id-{position}"),
+        )
+    conn.commit()
+    kept, computed = derived(conn)
+    conn.close()
+    assert kept == computed
+    with EventStore.open(filled) as store:
+        assert [s.stream for s in store.streams()] == ["s-1", "t-1"]  # t-1 has no sort key yet
+        store.append("t-1", [NewEvent("t-1", "D")])
+        assert store.info()["types"] == {"C": 3, "A": 1, "B": 1, "D": 1}
+    conn = sqlite3.connect(filled)
+    assert conn.execute("SELECT sort_key IS NOT NULL FROM streams WHERE stream = 't-1'").fetchone()[0] == 1
+    conn.close()
+
+
+def _plans(store, read) -> list[str]:
+    """The query plan of every statement `read()` runs on the store's connection."""
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    try:
+        read()
+    finally:
+        store.conn.set_trace_callback(None)
+    conn = sqlite3.connect(store.path)
+    try:
+        return [
+            " / ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+            for sql in statements
+            if sql.lstrip().upper().startswith("SELECT")
+        ]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("read", "index"),
+    [
+        (lambda s: list(s.read_all(types=["Rare"], limit=10)), "events_type"),
+        (lambda s: list(s.read_all(types=["Rare", "A"], limit=10)), "events_type"),
+        (lambda s: list(s.read_all(category="c2", limit=10)), "events_category"),
+        (lambda s: list(s.read_all(category="c2", types=["Rare"], limit=10)), "events_type"),
+        (lambda s: list(s.read_all(category="c9", types=["A"], limit=10)), "events_category"),
+        (lambda s: list(s.streams(category="c2", limit=5)), "streams_category"),
+        (lambda s: list(s.streams(limit=5)), "streams_sort_key"),
+        # These two sort what they return: the counters, one stream's types.
+        (lambda s: s.info(), "esctl_counts"),
+        (lambda s: s.stream_info("c2-1"), "events_stream_version"),
+    ],
+)
+def test_filtered_reads_use_an_index_and_scan_nothing(store, read, index):
+    for n in range(20):
+        stream = f"c{n % 9}-{n}"
+        store.append(stream, [NewEvent(stream, "A"), NewEvent(stream, "B")])
+    store.append("c9-1", [NewEvent("c9-1", "A")])
+    store.append("c2-1", [NewEvent("c2-1", "Rare")])
+    plans = _plans(store, lambda: read(store))
+    assert any(index in plan for plan in plans), plans
+    assert not any(re.search(r"SCAN (events|streams|s|f|l)\b", plan) for plan in plans), plans
+    if index not in ("esctl_counts", "events_stream_version"):
+        assert not any("TEMP B-TREE" in plan for plan in plans), plans

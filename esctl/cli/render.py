@@ -621,6 +621,8 @@ def _value_lines(key: str, value: Any, room: int) -> list[Seg]:
             lines.append([(f"… {len(items) - len(shown):,} more (-o json shows them all)", "dim")])
         return lines
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        if any(width(v) > room for v in value):  # sentences, a line or more each
+            return [[(line, None)] for v in value for line in wrap(v, room)]
         return [[(line, None)] for line in _wrap_items(value, room)]
     return [[(compact(value, room), None)]]
 
@@ -650,6 +652,12 @@ def mapping(doc: dict[str, Any], title: str) -> None:
     an event in one line; a {name: count} map as a small column."""
     screen = Screen()
     screen.write(document_lines(screen, doc, title))
+
+
+def migration(doc: dict[str, Any], title: str) -> None:
+    """`migrate`: what it did, a line per step."""
+    steps = [f"schema {step['version']}: {step['summary']}" for step in doc["steps"]]
+    mapping(doc | {"steps": steps}, title)
 
 
 def event(ev: Any, title: str = "event") -> None:

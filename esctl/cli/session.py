@@ -83,6 +83,11 @@ class Session:
             output.note(f"created a new store at {store.path}")
         if store.read_only is not None:  # after the output; a failed write said so itself
             output.note(f"{store.path} is read-only ({store.read_only}): it was read, nothing can be written")
+        elif store.outdated:
+            output.note(
+                f"{store.path} has schema {store.schema_version}, from an earlier esctl:"
+                " 'esctl migrate' upgrades it; writes are refused until then"
+            )
 
     def read_models(self, store: EventStore, *, create: bool = False) -> sqlite3.Connection | None:
         """The read-model database (created when `create`), or None when it does not

@@ -29,12 +29,10 @@ def init(ctx: typer.Context, output_format: OutputOption = None) -> None:
       esctl init
       esctl --db /tmp/orders.db init -o json
     """
-    from esctl.store.schema import SCHEMA_VERSION
-
     with session(ctx).store(create=True, announce=False) as store:
         doc = {
             "path": os.path.abspath(store.path),
-            "schema_version": SCHEMA_VERSION,
+            "schema_version": store.schema_version,
             "created": store.created,
         }
     session(ctx).output(output_format).document(
@@ -325,3 +323,33 @@ def info(
     with session(ctx).store() as store:
         doc = store.stream_info(stream) if stream is not None else store.info()
     session(ctx).output(output_format).document(doc, "mapping", title=stream or doc["path"])
+
+
+@app.command()
+def migrate(
+    ctx: typer.Context,
+    no_backup: Annotated[
+        bool, typer.Option("--no-backup", help="Upgrade without copying the store first.")
+    ] = False,
+    output_format: OutputOption = None,
+) -> None:
+    """Upgrade the store to this esctl's schema, in one transaction.
+
+    A store made by an earlier esctl reads as before but refuses writes until it
+    is upgraded. The store is first copied to STORE.schemaN.bak (N its schema now)
+    unless --no-backup; an existing copy there is never overwritten. An upgrade that
+    fails or is interrupted leaves the store as it was. On a store at this schema it
+    does nothing and says so.
+
+    Examples:
+      esctl migrate
+      esctl --db old.db migrate --no-backup -o json
+    """
+    with session(ctx).store() as store:
+        doc = store.migrate(backup=not no_backup)
+    title = (
+        f"upgraded to schema {doc['to_schema']}"
+        if doc["steps"]
+        else f"up to date (schema {doc['to_schema']})"
+    )
+    session(ctx).output(output_format).document(doc, "migration", title=title)

@@ -11,11 +11,11 @@ import sqlite3
 from esctl.store.migrations import register_functions
 
 _VIEWS = """
-CREATE TEMP VIEW streams AS
+CREATE TEMP VIEW IF NOT EXISTS streams AS
     SELECT stream, category, max(version) AS version, min(position) AS first_position,
            max(position) AS last_position, esctl_sort_key(stream) AS sort_key
     FROM events GROUP BY stream;
-CREATE TEMP VIEW esctl_counts AS
+CREATE TEMP VIEW IF NOT EXISTS esctl_counts AS
     SELECT 'category' AS kind, category AS name, count(*) AS count FROM events GROUP BY category
     UNION ALL SELECT 'type', type, count(*) FROM events GROUP BY type
     UNION ALL SELECT 'streams', '', count(DISTINCT stream) FROM events;

@@ -9,16 +9,19 @@ import itertools
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from esctl.errors import InvalidInput, NotFound, StoreOutdated, StoreReadOnly
 from esctl.events import ANY, ExpectedVersion, NewEvent, RecordedEvent, check_stream, parse_expected_version
-from esctl.store import compat, schema
+from esctl.store import compat, migrations, schema
 from esctl.store.failures import classify, translate, translated
 from esctl.store.natural import natural_key
+from esctl.store.triggers import disable_triggers
 from esctl.store.writer import HEAD_POSITION, SELECT_EVENT, STREAM_VERSION, Writer, decode
+from esctl.transaction import begin_immediate, rollback
 
 T = TypeVar("T")
 
@@ -129,10 +132,15 @@ class EventStore:
             triggers_off=c.triggers_off,
         )
 
+    @property
+    def outdated(self) -> bool:
+        """The store has an older schema: it reads; `migrate` upgrades it."""
+        return self.schema_version < schema.SCHEMA_VERSION
+
     def _writable(self) -> None:
         if self.read_only is not None:
             raise StoreReadOnly(f"{self.read_only}: cannot write {self.path}")
-        if self.schema_version < schema.SCHEMA_VERSION:
+        if self.outdated:
             raise StoreOutdated(
                 f"{self.path} has schema {self.schema_version}, from an earlier esctl:"
                 f" run 'esctl migrate' to upgrade it (reading works meanwhile)"
@@ -280,6 +288,64 @@ class EventStore:
         )
         return self.conn.execute(sql, (json.dumps(ranges),)).fetchone()[0]
 
+    # --- upgrading ----------------------------------------------------------------
+
+    def backup_path(self) -> str:
+        """Where `migrate` copies the store before upgrading it."""
+        return f"{self.path}.schema{self.schema_version}.bak"
+
+    def migrate(self, *, backup: bool = True) -> dict[str, Any]:
+        """Upgrade the store to this esctl's schema in one transaction, first copying
+        it to `backup_path()` unless `backup` is false. A store already at the
+        schema is left alone. Returns what was done."""
+        started = time.monotonic()
+        doc: dict[str, Any] = {
+            "path": os.path.abspath(self.path),
+            "from_schema": self.schema_version,
+            "to_schema": schema.SCHEMA_VERSION,
+            "steps": [],
+            "backup": None,
+        }
+        if self.schema_version >= schema.SCHEMA_VERSION:
+            return self._migrated(doc, [], started)
+        if self.read_only is not None:
+            raise StoreReadOnly(f"{self.read_only}: cannot upgrade {self.path}")
+        destination = self.backup_path() if backup else None
+        conn = self.conn
+        try:
+            with translated(self.path):
+                begin_immediate(conn)
+                # Another process may have upgraded it since this one opened it.
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if destination is not None and version < schema.SCHEMA_VERSION:
+                    from esctl.store.backup import copy_store, holds_the_same_log
+
+                    # A copy left by an upgrade that was interrupted is kept, not redone.
+                    if not holds_the_same_log(destination, self.path):
+                        copy_store(self.path, destination)  # as of now: we hold the write lock
+                    doc["backup"] = os.path.abspath(destination)
+                compat.remove(conn)
+                steps = migrations.upgrade(conn, version)
+                conn.execute("COMMIT")
+        except BaseException:
+            rollback(conn)
+            if conn.execute("PRAGMA user_version").fetchone()[0] < schema.SCHEMA_VERSION:
+                compat.install(conn)
+            raise
+        self.schema_version = schema.SCHEMA_VERSION
+        self._triggers_off = disable_triggers(conn, self.path)
+        doc["from_schema"] = version
+        return self._migrated(doc, steps, started)
+
+    def _migrated(self, doc: dict[str, Any], steps: list[migrations.Step], started: float) -> dict[str, Any]:
+        info = self.info()
+        return doc | {
+            "steps": [step.to_dict() for step in steps],
+            "events": info["events"],
+            "streams": info["streams"],
+            "seconds": round(time.monotonic() - started, 3),
+        }
+
     # --- reading ------------------------------------------------------------------
 
     @_reading
@@ -339,21 +405,53 @@ class EventStore:
         limit: int | None = None,
         raw: bool = False,
     ) -> Iterator[Any]:
-        """Every event in position order, optionally filtered."""
+        """Every event in position order, optionally filtered.
+
+        A filter reads the index on what it names. With types, each type is read
+        from its own index range and the ranges are merged by position, so a read
+        with a limit stops after `limit` events whichever types are rare; with a
+        category too, the counters say which of the two indexes holds fewer events."""
         sql = SELECT_EVENT + " WHERE position >= ?"
         params: list[Any] = [from_position]
         if to_position is not None:
             sql += " AND position <= ?"
             params.append(to_position)
+        types = sorted({types} if isinstance(types, str) else set(types))
+        # Read by type unless the category holds fewer events (or there is no index).
+        by_type = bool(types) and not self.outdated
+        if by_type and category is not None:
+            by_type = self._types_are_fewer(types, category)
         if category is not None:
-            sql += " AND category = ?"
+            sql += " AND +category = ?" if by_type else " AND category = ?"  # + : not its index
             params.append(category)
-        types = [types] if isinstance(types, str) else list(types)
-        if types:
-            sql += f" AND type IN ({', '.join('?' * len(types))})"
+        if types and not by_type:
+            sql += f" AND +type IN ({', '.join('?' * len(types))})"
             params.extend(types)
-        sql += " ORDER BY position"
-        return self._select(sql, params, limit, raw)
+        if not by_type or len(types) == 1:
+            if by_type:
+                sql += " AND type = ?"
+                params.append(types[0])
+            return self._select(sql + " ORDER BY position", params, limit, raw)
+        sql += " AND type = ? ORDER BY position" + (" LIMIT ?" if limit is not None else "")
+        ranges = []
+        for event_type in types:
+            cursor = self.conn.execute(sql, [*params, event_type] + ([limit] if limit is not None else []))
+            cursor.arraysize = 1000
+            ranges.append(_rows(cursor, self.path))
+        rows: Iterator[tuple] = heapq.merge(*ranges, key=_position)
+        if limit is not None:
+            rows = itertools.islice(rows, limit)
+        return rows if raw else (decode(row) for row in rows)
+
+    def _types_are_fewer(self, types: list[str], category: str) -> bool:
+        """Whether the events of these types are fewer than those of the category."""
+        of_types, of_category = self.conn.execute(
+            "SELECT (SELECT sum(count) FROM esctl_counts"
+            f"         WHERE kind = 'type' AND name IN ({', '.join('?' * len(types))})),"
+            " (SELECT count FROM esctl_counts WHERE kind = 'category' AND name = ?)",
+            [*types, category],
+        ).fetchone()
+        return (of_types or 0) < (of_category or 0)
 
     def _select(self, sql: str, params: list[Any], limit: int | None, raw: bool) -> Iterator[Any]:
         if limit is not None:
@@ -442,6 +540,10 @@ _SUMMARY = """
     JOIN events AS f ON f.position = s.first_position
     JOIN events AS l ON l.position = s.last_position
 """
+
+
+def _position(row: tuple) -> int:
+    return row[2]
 
 
 def _natural_summary(row: tuple) -> tuple[tuple[str | int, ...], str]:

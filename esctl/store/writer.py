@@ -131,9 +131,9 @@ class Writer:
         self.conn.execute("SAVEPOINT esctl_chunk")
         try:
             self._insert(rows)
-        except sqlite3.IntegrityError as exc:
-            if "events.id" not in str(exc):
-                raise
+        except sqlite3.IntegrityError:
+            # A stored id (the unique index, or the trigger where triggers are on);
+            # anything else the careful path meets again and reports.
             self.conn.execute("ROLLBACK TO esctl_chunk")
             self.conn.execute("RELEASE esctl_chunk")
             self.head = head
