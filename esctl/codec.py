@@ -50,6 +50,11 @@ def default(value: Any) -> Any:
 _OPTIONS = orjson.OPT_NON_STR_KEYS
 
 
+def dumps_line(value: Any) -> bytes:
+    """One NDJSON line: the value and a newline."""
+    return orjson.dumps(value, default=default, option=_OPTIONS | orjson.OPT_APPEND_NEWLINE)
+
+
 def dumps(value: Any, *, sort_keys: bool = False, indent: bool = False) -> bytes:
     option = _OPTIONS
     if sort_keys:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, Union
 
 from esctl.errors import InvalidInput, shown
-from esctl.ids import canonical_id
+from esctl.ids import CANONICAL_ID, canonical_id
 
 MAX_EVENT_BYTES = 16 * 1024 * 1024
 ENVELOPE_KEYS = ("stream", "version", "position", "type", "data", "metadata", "id", "recorded_at")
@@ -102,7 +102,7 @@ def check_timestamp(value: object, where: str = "") -> str:
             f" got {shown(value)}"
         )
     try:
-        datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ")
+        datetime.fromisoformat(value[:-1])  # the format is checked: this checks the date
     except ValueError:
         raise InvalidInput(f'{where}"recorded_at" is not a valid date, got {value!r}') from None
     return value
@@ -163,6 +163,12 @@ class NewEvent:
     recorded_at: str | None = None
 
 
+@dataclass(slots=True)
+class _Checked(NewEvent):
+    """A NewEvent as `envelope_from_dict` made it, `validate`d already: the writer
+    does not check it a second time (one check per line of an import)."""
+
+
 @dataclass(slots=True, frozen=True)
 class RecordedEvent:
     stream: str
@@ -183,25 +189,47 @@ class RecordedEvent:
 
 
 _LINE_KEYS = frozenset(ENVELOPE_KEYS) | {"expected_version"}
+_PLAIN_KEYS = frozenset(("stream", "type", "data", "metadata", "id"))
 
 
 def validate(event: NewEvent, where: str = "") -> None:
     """Check an event about to be written, and put its id in canonical form.
-    Known-good names are cached: this runs for every event written."""
-    if type(event.stream) is not str or event.stream not in _valid_streams:
-        check_stream(event.stream, where)
-        _remember(_valid_streams, event.stream)
-    if type(event.type) is not str or event.type not in _valid_types:
-        check_type(event.type, where)
-        _remember(_valid_types, event.type)
-    if type(event.data) is not dict:
-        check_object(event.data, "data", where)
-    if type(event.metadata) is not dict:
-        check_object(event.metadata, "metadata", where)
-    if event.id is not None:
-        event.id = canonical_id(event.id, where)
-    if event.recorded_at is not None and not _TIMESTAMP.fullmatch(event.recorded_at):
-        check_timestamp(event.recorded_at, where)
+    Known-good names are cached: this runs for every event written, once (an
+    envelope read from NDJSON is checked as it is read)."""
+    if type(event) is not _Checked:
+        _check(event, where)
+
+
+def _check(event: NewEvent, where: str) -> None:
+    event.id = _checked_id(
+        event.stream, event.type, event.data, event.metadata, event.id, event.recorded_at, where
+    )
+
+
+def _checked_id(
+    stream: object,
+    event_type: object,
+    data: object,
+    metadata: object,
+    event_id: object,
+    recorded_at: object,
+    where: str,
+) -> str | None:
+    """The rules every written event follows, in one place: raise InvalidInput, or
+    return the event's id in canonical form."""
+    if type(stream) is not str or stream not in _valid_streams:
+        _remember(_valid_streams, check_stream(stream, where))
+    if type(event_type) is not str or event_type not in _valid_types:
+        _remember(_valid_types, check_type(event_type, where))
+    if type(data) is not dict:
+        check_object(data, "data", where)
+    if type(metadata) is not dict:
+        check_object(metadata, "metadata", where)
+    if recorded_at is not None and (type(recorded_at) is not str or not _TIMESTAMP.fullmatch(recorded_at)):
+        check_timestamp(recorded_at, where)
+    if event_id is None or (type(event_id) is str and CANONICAL_ID.fullmatch(event_id)):
+        return event_id
+    return canonical_id(event_id, where)
 
 
 def _remember(cache: set[str], name: str) -> None:
@@ -212,34 +240,28 @@ def _remember(cache: set[str], name: str) -> None:
 
 def envelope_from_dict(obj: object, where: str = "") -> NewEvent:
     """Validate one decoded NDJSON envelope (as written by hand or by `export`)."""
-    if not isinstance(obj, dict):
+    if type(obj) is not dict and not isinstance(obj, dict):
         raise InvalidInput(f"{where}expected a JSON object, got {shown(obj)}")
-    if not _LINE_KEYS.issuperset(obj):
+    plain = _PLAIN_KEYS.issuperset(obj)  # most lines: no versions, positions or times
+    if not plain and not _LINE_KEYS.issuperset(obj):
         raise InvalidInput(f"{where}unknown field {sorted(obj.keys() - _LINE_KEYS)[0]!r}")
-    for key in ("stream", "type"):
-        if obj.get(key) is None:
-            raise InvalidInput(f'{where}"{key}" is required')
+    get = obj.get
+    stream, event_type = get("stream"), get("type")
+    if stream is None or event_type is None:
+        raise InvalidInput(f'{where}"{"stream" if stream is None else "type"}" is required')
     expected: ExpectedVersion = ANY
     recorded_at = None
-    if "version" in obj or "expected_version" in obj or "recorded_at" in obj or "position" in obj:
+    if not plain:
         expected = _line_expected_version(obj, where)
-        recorded_at = obj.get("recorded_at")
+        recorded_at = get("recorded_at")
         if recorded_at is not None:
             check_timestamp(recorded_at, where)  # the full check, a real date included
-        position = obj.get("position")
+        position = get("position")
         if position is not None and (isinstance(position, bool) or not isinstance(position, int)):
             raise InvalidInput(f'{where}"position" must be an integer, got {shown(position)}')
-    event = NewEvent(
-        obj["stream"],
-        obj["type"],
-        obj.get("data", {}),
-        obj.get("metadata", {}),
-        obj.get("id"),
-        expected,
-        recorded_at,
-    )
-    validate(event, where)  # the rules every written event follows, in one place
-    return event
+    data, metadata = get("data", {}), get("metadata", {})
+    event_id = _checked_id(stream, event_type, data, metadata, get("id"), recorded_at, where)
+    return _Checked(stream, event_type, data, metadata, event_id, expected, recorded_at)
 
 
 _valid_streams: set[str] = set()

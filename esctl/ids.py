@@ -13,7 +13,7 @@ import uuid
 
 from esctl.errors import InvalidInput, shown
 
-_CANONICAL = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+CANONICAL_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 _last_ms = 0
 _counter = 0
@@ -40,7 +40,7 @@ def uuid7() -> str:
 def canonical_id(value: object, where: str = "") -> str:
     """Return a given event id in canonical lowercase form, or raise InvalidInput."""
     if isinstance(value, str):
-        if _CANONICAL.fullmatch(value):
+        if CANONICAL_ID.fullmatch(value):
             return value
         try:
             return str(uuid.UUID(value))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO
 
-from orjson import JSONDecodeError, loads
+from orjson import OPT_APPEND_NEWLINE, Fragment, JSONDecodeError, dumps, loads
 
 from esctl import codec
 from esctl.errors import InvalidInput
@@ -51,10 +51,10 @@ def iter_lines(stream: IO[bytes], progress: Callable[[int], None] | None = None)
 
 
 def envelope_line(row: tuple) -> bytes:
-    """A stored row (`read_all(raw=True)`) as its NDJSON envelope: what `read` prints
-    piped and `export` writes. The stored JSON of data and metadata is embedded as it
-    is, exactly, after a check that it parses (a row written around esctl that is not
-    JSON raises StoreDamaged rather than reaching the output)."""
+    """A stored row (`read_all(raw=True)`) as its NDJSON line, newline included: what
+    `read` prints piped and `export` writes. The stored JSON of data and metadata is
+    embedded as it is, exactly, after a check that it parses (a row written around
+    esctl that is not JSON raises StoreDamaged rather than reaching the output)."""
     stream, version, position, event_type, data, metadata, event_id, recorded_at = row
     try:
         loads(data)
@@ -62,15 +62,17 @@ def envelope_line(row: tuple) -> bytes:
     except (JSONDecodeError, TypeError):
         check_stored_json(f"event {position} ({stream} v{version})", data=data, metadata=metadata)
         raise
-    return codec.dumps(
+    # orjson directly: every value here is a str, an int or stored JSON.
+    return dumps(
         {
             "stream": stream,
             "version": version,
             "position": position,
             "type": event_type,
-            "data": codec.raw(data),
-            "metadata": codec.raw(metadata),
+            "data": Fragment(data),
+            "metadata": Fragment(metadata),
             "id": event_id,
             "recorded_at": recorded_at,
-        }
+        },
+        option=OPT_APPEND_NEWLINE,
     )

@@ -35,7 +35,7 @@ def export(path: Path) -> bytes:
     from esctl.ndjson import envelope_line
 
     with EventStore.open(path) as store:
-        return b"".join(envelope_line(row) + b"\n" for row in store.read_all(raw=True))
+        return b"".join(envelope_line(row) for row in store.read_all(raw=True))
 
 
 def esctl_objects(path: Path) -> list[tuple[str, str, str]]:

@@ -195,11 +195,11 @@ def _as_dicts(items: Iterable[Any]) -> Iterator[Any]:
         yield item.to_dict() if hasattr(item, "to_dict") else item
 
 
-def write_ndjson(items: Iterable[Any], encode: Callable[[Any], bytes] = codec.dumps) -> None:
-    """Write one JSON object per line."""
+def write_ndjson(items: Iterable[Any], encode: Callable[[Any], bytes] = codec.dumps_line) -> None:
+    """Write one JSON object per line (`encode` makes the line, newline included)."""
     write = sys.stdout.buffer.write
     for item in items:
-        write(encode(item) + b"\n")
+        write(encode(item))
     sys.stdout.buffer.flush()
 
 

@@ -23,7 +23,7 @@ CREATE TEMP VIEW IF NOT EXISTS esctl_counts AS
 
 
 def install(conn: sqlite3.Connection) -> None:
-    """Views for a schema-1 store."""
+    """Views for a schema-1 store (on a connection with esctl's SQL functions)."""
     register_functions(conn)
     for statement in _VIEWS.strip().split(";\n"):
         conn.execute(statement)

@@ -83,6 +83,7 @@ def connect(path: str, *, create: bool) -> Connected:
                 raise StoreReadOnly(f"{read_only}: cannot create the store {path}")
             created = _create(conn, path)
             version = conn.execute("PRAGMA user_version").fetchone()[0]
+        migrations.register_functions(conn)
         if version < SCHEMA_VERSION:
             compat.install(conn)
         elif read_only is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import heapq
 import itertools
 import json
@@ -204,7 +205,21 @@ class EventStore:
     ) -> ImportSummary:
         """Import (location, event) pairs, e.g. from `esctl.ndjson.read_envelopes`.
         Atomic unless `batch_size` is given: then a commit follows every
-        `batch_size` events, and a failure keeps the batches committed before it."""
+        `batch_size` events, and a failure keeps the batches committed before it.
+
+        Python's cyclic garbage collector is paused meanwhile (as Mercurial does
+        around its parsers): an import makes millions of short-lived objects without
+        cycles, which reference counting frees, and the collector's passes over
+        them cost about a tenth of an import."""
+        with _collector_paused():
+            return self._import(events, batch_size, progress)
+
+    def _import(
+        self,
+        events: Iterable[tuple[str, NewEvent]],
+        batch_size: int | None,
+        progress: Callable[[int], None] | None,
+    ) -> ImportSummary:
         summary = ImportSummary()
         committed = ImportSummary()  # as of the last commit, for the error note
         last_where = ""
@@ -540,6 +555,17 @@ _SUMMARY = """
     JOIN events AS f ON f.position = s.first_position
     JOIN events AS l ON l.position = s.last_position
 """
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _position(row: tuple) -> int:

@@ -50,9 +50,10 @@ _NEW_STREAM = (
     "INSERT INTO streams (stream, category, version, first_position, last_position, sort_key)"
     " VALUES (?, ?, ?, ?, ?, ?)"
 )
-_GROWN_STREAM = (
-    "UPDATE streams SET version = ?, last_position = ?, sort_key = coalesce(sort_key, ?) WHERE stream = ?"
-)
+_GROWN_STREAM = "UPDATE streams SET version = ?, last_position = ? WHERE stream = ?"
+# Streams that writers other than esctl created have no sort key yet (only Python
+# computes it); the index finds them at once, and there are usually none.
+_KEY_UNKEYED = "UPDATE streams SET sort_key = esctl_sort_key(stream) WHERE sort_key IS NULL"
 _COUNT = (
     "INSERT INTO esctl_counts (kind, name, count) VALUES (?, ?, ?)"
     " ON CONFLICT DO UPDATE SET count = count + excluded.count"
@@ -93,6 +94,8 @@ class Writer:
             ) from None
         self.head = self.conn.execute(HEAD_POSITION).fetchone()[0]
         self._versions.clear()
+        if self.tracks:
+            self.conn.execute(_KEY_UNKEYED)
 
     def commit(self) -> None:
         self.conn.execute("COMMIT")
@@ -121,10 +124,9 @@ class Writer:
         if len(set(ids)) != len(ids):
             return self._careful(events)
         head = self.head
-        fast = self._fast_rows(events)
-        if fast is None:
+        rows = self._fast_rows(events)
+        if rows is None:
             return self._careful(events)
-        rows, before = fast
         if not ids:
             self._insert(rows)
             return Written(rows, rows)  # type: ignore[arg-type]
@@ -137,7 +139,7 @@ class Writer:
             self.conn.execute("ROLLBACK TO esctl_chunk")
             self.conn.execute("RELEASE esctl_chunk")
             self.head = head
-            self._versions.update(before)
+            self._versions.clear()
             return self._careful(events)
         self.conn.execute("RELEASE esctl_chunk")
         return Written(rows, rows)  # type: ignore[arg-type]
@@ -165,7 +167,7 @@ class Writer:
             if start[1] == 1:
                 new.append((stream, category, end[1], start[2], end[2], sort_key(stream)))
             else:
-                grown.append((end[1], end[2], sort_key(stream), stream))
+                grown.append((end[1], end[2], stream))
         for event_type, n in Counter(row[3] for row in rows).items():
             counts["type", event_type] = n
         if new:
@@ -175,31 +177,31 @@ class Writer:
             self.conn.executemany(_GROWN_STREAM, grown)
         self.conn.executemany(_COUNT, [(kind, name, n) for (kind, name), n in counts.items()])
 
-    def _fast_rows(self, events: Sequence[tuple[str, NewEvent]]) -> tuple[list[Row], dict[str, int]] | None:
-        """Rows for a chunk, advancing head and versions, with the versions the chunk's
-        streams had before it; None (with nothing changed) when an event with an id
-        fails its version check."""
+    def _fast_rows(self, events: Sequence[tuple[str, NewEvent]]) -> list[Row] | None:
+        """Rows for a chunk, advancing head and versions; None when an event with an
+        id fails its version check (then the version cache is dropped, to be read
+        again from the streams table, as after any undone chunk)."""
         rows: list[Row] = []
+        append = rows.append
         now = utc_now()
         position = self.head
         versions = self._versions
-        touched: dict[str, int] = {}
         for where, event in events:
             stream = event.stream
             current = versions.get(stream)
             if current is None:
                 current = self.version(stream)
-            if event.expected_version is not ANY and not version_matches(event.expected_version, current):
+            expected = event.expected_version
+            if expected is not ANY and not version_matches(expected, current):
                 if event.id is not None:
-                    versions.update(touched)
+                    versions.clear()
                     return None  # perhaps a stored duplicate: the careful path judges it
-                raise WrongExpectedVersion(stream, event.expected_version, current, where)
+                raise WrongExpectedVersion(stream, expected, current, where)
             position += 1
-            touched.setdefault(stream, current)
-            rows.append(_row(where, event, position, current + 1, now))
-            versions[stream] = current + 1
+            versions[stream] = current = current + 1
+            append(_row(where, event, position, current, now))
         self.head = position
-        return rows, touched
+        return rows
 
     def _careful(self, events: Sequence[tuple[str, NewEvent]]) -> Written:
         written = Written([], [])
