@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from esctl import NewEvent, NotFound, StoreError
+from esctl import InvalidInput, NewEvent, NotFound, StoreError
 from esctl.store import EventStore, schema
 from esctl.store.schema import SCHEMA_VERSION
 from tests.helpers import derived, file_digest
@@ -249,3 +249,35 @@ def test_filtered_reads_use_an_index_and_scan_nothing(store, read, index):
     assert not any(re.search(r"SCAN (events|streams|s|f|l)\b", plan) for plan in plans), plans
     if index not in ("esctl_counts", "events_stream_version"):
         assert not any("TEMP B-TREE" in plan for plan in plans), plans
+
+
+def _indexes(db) -> list[str]:
+    conn = sqlite3.connect(db)
+    try:
+        return [
+            row[0] for row in conn.execute("SELECT sql FROM sqlite_master WHERE type = 'index' ORDER BY name")
+        ]
+    finally:
+        conn.close()
+
+
+def test_an_import_into_an_empty_store_builds_its_indexes_once_and_keeps_them(store, db, monkeypatch):
+    from esctl.store import sqlite as backend
+
+    monkeypatch.setattr(backend, "CHUNK", 10)  # several chunks, a repeated id across two
+    before = _indexes(db)
+    events = [("", NewEvent(f"s-{i % 3}", "T", {"i": i})) for i in range(25)]
+    repeated = NewEvent("s-9", "T", {}, id="00000000-0000-4000-8000-000000000001")
+    summary = store.import_events([*events[:5], ("", repeated), *events[5:], ("", repeated)])
+    assert (summary.imported, summary.duplicates) == (26, 1)
+    assert _indexes(db) == before
+    plans = _plans(store, lambda: list(store.read_all(types=["T"], limit=1)))
+    assert any("events_type" in plan for plan in plans)
+
+
+def test_a_failed_import_into_an_empty_store_leaves_it_empty_with_its_indexes(store, db):
+    before = _indexes(db)
+    with pytest.raises(InvalidInput, match="line 2"):
+        store.import_events([("", NewEvent("s-1", "T")), ("line 2: ", NewEvent("s 1", "T"))])
+    assert store.head_position() == 0
+    assert _indexes(db) == before

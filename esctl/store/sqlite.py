@@ -257,6 +257,8 @@ class EventStore:
 
         try:
             writer.begin()
+            if not batch_size and writer.head == 0:
+                writer.defer_indexes()  # into an empty store, in one transaction
             for item in events:
                 chunk.append(item)
                 in_batch += 1
@@ -270,6 +272,7 @@ class EventStore:
                         in_batch = 0
             if chunk:
                 flush()
+            writer.rebuild_deferred_indexes()
             writer.commit()
         except BaseException as exc:
             writer.rollback()

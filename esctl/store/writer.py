@@ -60,6 +60,9 @@ _COUNT = (
 )
 
 Row = tuple[str, int, int, str, str, str, str, str]
+# The events' indexes for readers; (stream, version) is one: the writer's versions
+# come from the streams table.
+_DEFERRABLE = ("events_stream_version", "events_type", "events_category")
 _MAX_CACHED_STREAMS = 100_000
 
 
@@ -81,6 +84,7 @@ class Writer:
         self.tracks = tracks  # this writer maintains streams and esctl_counts
         self.head = 0
         self._versions: dict[str, int] = {}
+        self._deferred: list[str] = []  # CREATE INDEX statements to run before COMMIT
 
     def begin(self) -> None:
         try:
@@ -99,6 +103,28 @@ class Writer:
 
     def commit(self) -> None:
         self.conn.execute("COMMIT")
+
+    def defer_indexes(self) -> None:
+        """Drop the events' indexes that the write path does not read, to build them
+        once, sorted, by `rebuild_deferred_indexes` before the commit: what a
+        restore into an empty database does (pg_restore too). Inside the
+        transaction, so no reader ever sees them missing; the unique index on ids
+        stays, as it finds repeated ids across chunks."""
+        self._deferred = [
+            sql
+            for (sql,) in self.conn.execute(
+                "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'"
+                f" AND name IN ({', '.join('?' * len(_DEFERRABLE))}) ORDER BY name",
+                _DEFERRABLE,
+            )
+        ]
+        for name in _DEFERRABLE:
+            self.conn.execute(f"DROP INDEX IF EXISTS {name}")
+
+    def rebuild_deferred_indexes(self) -> None:
+        for sql in self._deferred:
+            self.conn.execute(sql)
+        self._deferred = []
 
     def rollback(self) -> None:
         rollback(self.conn)
