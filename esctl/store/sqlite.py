@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from esctl.errors import InvalidInput, NotFound, StoreOutdated, StoreReadOnly
 from esctl.events import ANY, ExpectedVersion, NewEvent, RecordedEvent, check_stream, parse_expected_version
+from esctl.ids import CANONICAL_ID
 from esctl.store import compat, migrations, schema
 from esctl.store.failures import classify, translate, translated
 from esctl.store.natural import natural_key
@@ -81,8 +82,18 @@ class StreamSummary:
 
 @dataclass(slots=True)
 class AppendResult:
-    events: list[RecordedEvent] = field(default_factory=list)
+    """What `append` did: the events stored (or already stored, for duplicates),
+    in the order given, decoded when first asked for."""
+
+    outcomes: list[Any] = field(default_factory=list)  # rows written, or RecordedEvents
     duplicates: int = 0
+    _events: list[RecordedEvent] | None = None
+
+    @property
+    def events(self) -> list[RecordedEvent]:
+        if self._events is None:
+            self._events = [o if isinstance(o, RecordedEvent) else decode(o) for o in self.outcomes]
+        return self._events
 
 
 class EventStore:
@@ -177,11 +188,14 @@ class EventStore:
         for index, event in enumerate(events):
             if event.stream != stream:
                 raise InvalidInput(f"event {index + 1} is for stream {event.stream!r}, not {stream!r}")
-            own = parse_expected_version(event.expected_version)
-            # A copy: the caller's objects stay as given.
-            batch.append(
-                ("", replace(event, expected_version=expected if index == 0 and expected is not ANY else own))
+            wanted = (
+                expected
+                if index == 0 and expected is not ANY
+                else parse_expected_version(event.expected_version)
             )
+            if wanted is not event.expected_version or not _canonical_or_none(event.id):
+                event = replace(event, expected_version=wanted)  # a copy: the caller's stays as given
+            batch.append(("", event))
         writer = self._writer()
         try:
             writer.begin()
@@ -193,8 +207,7 @@ class EventStore:
             if error is exc:
                 raise
             raise error from None
-        events_out = [o if isinstance(o, RecordedEvent) else decode(o) for o in written.outcomes]
-        return AppendResult(events_out, written.duplicates)
+        return AppendResult(written.outcomes, written.duplicates)
 
     def import_events(
         self,
@@ -569,6 +582,11 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def _canonical_or_none(event_id: object) -> bool:
+    """Whether writing an event with this id leaves the id as it is."""
+    return event_id is None or (type(event_id) is str and CANONICAL_ID.fullmatch(event_id) is not None)
 
 
 def _position(row: tuple) -> int:

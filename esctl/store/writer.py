@@ -19,6 +19,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 
 import orjson
 
@@ -34,7 +35,7 @@ from esctl.events import (
     validate,
     version_matches,
 )
-from esctl.ids import uuid7
+from esctl.ids import uuid7, uuid7s
 from esctl.store.failures import check_stored_json, primary_code
 from esctl.store.natural import sort_key
 from esctl.transaction import begin_immediate, rollback
@@ -150,7 +151,7 @@ class Writer:
         if len(set(ids)) != len(ids):
             return self._careful(events)
         head = self.head
-        rows = self._fast_rows(events)
+        rows = self._fast_rows(events, len(ids))
         if rows is None:
             return self._careful(events)
         if not ids:
@@ -194,7 +195,7 @@ class Writer:
                 new.append((stream, category, end[1], start[2], end[2], sort_key(stream)))
             else:
                 grown.append((end[1], end[2], stream))
-        for event_type, n in Counter(row[3] for row in rows).items():
+        for event_type, n in Counter(map(itemgetter(3), rows)).items():
             counts["type", event_type] = n
         if new:
             self.conn.executemany(_NEW_STREAM, new)
@@ -203,12 +204,13 @@ class Writer:
             self.conn.executemany(_GROWN_STREAM, grown)
         self.conn.executemany(_COUNT, [(kind, name, n) for (kind, name), n in counts.items()])
 
-    def _fast_rows(self, events: Sequence[tuple[str, NewEvent]]) -> list[Row] | None:
+    def _fast_rows(self, events: Sequence[tuple[str, NewEvent]], given: int) -> list[Row] | None:
         """Rows for a chunk, advancing head and versions; None when an event with an
         id fails its version check (then the version cache is dropped, to be read
         again from the streams table, as after any undone chunk)."""
         rows: list[Row] = []
         append = rows.append
+        new_id = iter(uuid7s(len(events) - given)).__next__  # for the events without one
         now = utc_now()
         position = self.head
         versions = self._versions
@@ -225,7 +227,7 @@ class Writer:
                 raise WrongExpectedVersion(stream, expected, current, where)
             position += 1
             versions[stream] = current = current + 1
-            append(_row(where, event, position, current, now))
+            append(_row(where, event, position, current, now, None if event.id else new_id()))
         self.head = position
         return rows
 
@@ -244,7 +246,7 @@ class Writer:
             current = self.version(event.stream)
             if not version_matches(event.expected_version, current):
                 raise WrongExpectedVersion(event.stream, event.expected_version, current, where)
-            row = _row(where, event, self.head + 1, current + 1, now)
+            row = _row(where, event, self.head + 1, current + 1, now, None)
             self._insert([row])
             self.head += 1
             self._versions[event.stream] = current + 1
@@ -260,7 +262,7 @@ class Writer:
 _DUMPS_OPTION = orjson.OPT_NON_STR_KEYS
 
 
-def _row(where: str, event: NewEvent, position: int, version: int, now: str) -> Row:
+def _row(where: str, event: NewEvent, position: int, version: int, now: str, new_id: str | None) -> Row:
     # orjson.dumps directly (codec's default and option), not codec.dumps: this runs
     # once per event of an import.
     try:
@@ -281,7 +283,7 @@ def _row(where: str, event: NewEvent, position: int, version: int, now: str) -> 
         event.type,
         data.decode(),
         metadata.decode(),
-        event.id or uuid7(),
+        event.id or new_id or uuid7(),
         event.recorded_at or now,
     )
 
