@@ -178,6 +178,26 @@ class StoreContract:
         assert (again.imported, again.duplicates, again.streams) == (1, 4, 1)
         assert (again.first_position, again.last_position) == (5, 5)
 
+    def test_a_stored_id_after_new_events_in_one_chunk_leaves_no_gap(self, store):
+        stored = "0190a2b4-0000-7000-8000-0000000000aa"
+        store.append("s-1", [ev("s-1", "A", id=stored)])
+        given = [f"0190a2b4-0000-7000-8000-0000000001{i:02d}" for i in range(3)]
+        summary = store.import_events(
+            [
+                ("", ev("s-2", "B", id=given[0])),
+                ("", ev("s-1", "C", id=given[1])),
+                ("", ev("s-1", "A", id=stored)),  # the insert fails here
+                ("", ev("s-2", "D", id=given[2])),
+            ]
+        )
+        assert (summary.imported, summary.duplicates) == (3, 1)
+        assert [(e.position, e.stream, e.version, e.type) for e in store.read_all()] == [
+            (1, "s-1", 1, "A"),
+            (2, "s-2", 1, "B"),
+            (3, "s-1", 2, "C"),
+            (4, "s-2", 2, "D"),
+        ]
+
     def test_import_batches_commit_as_they_go(self, store):
         events = [
             ("line 1: ", ev("s-1")),

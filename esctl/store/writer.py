@@ -7,10 +7,11 @@ per event (the connection runs with the schema's triggers off, see
 esctl.store.triggers; where they stay on, they do this and the writer does not).
 
 Generated ids (UUIDv7) are new by construction. A chunk with given ids is inserted
-under a savepoint: a stored id makes the insert fail, the savepoint undoes the
-chunk, and it is written event by event instead, so that an idempotent duplicate
-is recognised before its expected version is judged. So is a chunk that repeats an
-id, or where an event with an id fails its version check.
+as it is: a stored id makes the insert fail, the rows it inserted are deleted again
+(a savepoint undoes them where the triggers are on and refuse the DELETE), and the
+chunk is written event by event instead, so that an idempotent duplicate is
+recognised before its expected version is judged. So is a chunk that repeats an id,
+or where an event with an id fails its version check.
 """
 
 from __future__ import annotations
@@ -157,18 +158,27 @@ class Writer:
         if not ids:
             self._insert(rows)
             return Written(rows, rows)  # type: ignore[arg-type]
-        self.conn.execute("SAVEPOINT esctl_chunk")
+        # Undone by deleting what it inserted where esctl's triggers are off (no
+        # savepoint to keep: a few per cent of an import), else by a savepoint.
+        if not self.tracks:
+            self.conn.execute("SAVEPOINT esctl_chunk")
         try:
-            self._insert(rows)
+            self.conn.executemany(INSERT, rows)
         except sqlite3.IntegrityError:
             # A stored id (the unique index, or the trigger where triggers are on);
             # anything else the careful path meets again and reports.
-            self.conn.execute("ROLLBACK TO esctl_chunk")
-            self.conn.execute("RELEASE esctl_chunk")
+            if self.tracks:
+                self.conn.execute("DELETE FROM events WHERE position > ?", (head,))
+            else:
+                self.conn.execute("ROLLBACK TO esctl_chunk")
+                self.conn.execute("RELEASE esctl_chunk")
             self.head = head
             self._versions.clear()
             return self._careful(events)
-        self.conn.execute("RELEASE esctl_chunk")
+        if self.tracks:
+            self._track(rows)
+        else:
+            self.conn.execute("RELEASE esctl_chunk")
         return Written(rows, rows)  # type: ignore[arg-type]
 
     def _insert(self, rows: list[Row]) -> None:
