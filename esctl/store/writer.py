@@ -65,6 +65,7 @@ Row = tuple[str, int, int, str, str, str, str, str]
 # The events' indexes for readers; (stream, version) is one: the writer's versions
 # come from the streams table.
 _DEFERRABLE = ("events_stream_version", "events_type", "events_category")
+_SORT_CACHE = -16384  # KiB: 16 MiB
 _MAX_CACHED_STREAMS = 100_000
 
 
@@ -124,8 +125,18 @@ class Writer:
             self.conn.execute(f"DROP INDEX IF EXISTS {name}")
 
     def rebuild_deferred_indexes(self) -> None:
-        for sql in self._deferred:
-            self.conn.execute(sql)
+        if not self._deferred:
+            return
+        # SQLite sorts for CREATE INDEX in a buffer as large as the page cache, on
+        # top of the cache itself: a smaller cache meanwhile keeps the import's
+        # memory where it is without deferral (the sort spills to temporary files).
+        cache = self.conn.execute("PRAGMA cache_size").fetchone()[0]
+        self.conn.execute(f"PRAGMA cache_size = {_SORT_CACHE}")
+        try:
+            for sql in self._deferred:
+                self.conn.execute(sql)
+        finally:
+            self.conn.execute(f"PRAGMA cache_size = {cache}")
         self._deferred = []
 
     def rollback(self) -> None:
