@@ -99,7 +99,8 @@ def test_migrate_on_a_table_says_what_it_did(cli, old, monkeypatch):
     assert result.exit_code == 0
     assert "upgraded to schema 2" in result.stdout
     assert "a streams table, event counters" in result.stdout
-    assert all(len(line) <= 80 for line in result.stdout.splitlines())
+    # Paths are never cut: a line holding one may be as long as the path needs.
+    assert all(len(line) <= 80 for line in result.stdout.splitlines() if str(old.parent) not in line)
 
 
 def test_migrate_a_missing_store_is_not_found(cli, tmp_path):
