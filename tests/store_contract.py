@@ -198,6 +198,15 @@ class StoreContract:
             (4, "s-2", 2, "D"),
         ]
 
+    def test_a_stored_duplicate_does_not_move_the_version_a_later_line_expects(self, store):
+        stored = "0190a2b4-0000-7000-8000-0000000000bb"
+        store.append("s-1", [ev("s-1", "A", id=stored)])
+        summary = store.import_events(
+            [("line 1: ", ev("s-1", "A", id=stored)), ("line 2: ", ev("s-1", "U", expected_version=1))]
+        )
+        assert (summary.imported, summary.duplicates) == (1, 1)
+        assert [e.type for e in store.read_stream("s-1")] == ["A", "U"]
+
     def test_import_batches_commit_as_they_go(self, store):
         events = [
             ("line 1: ", ev("s-1")),

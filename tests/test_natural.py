@@ -25,3 +25,12 @@ def test_numbers_compare_as_numbers():
 @given(st.lists(names, min_size=2, max_size=12, unique=True))
 def test_the_sort_key_orders_bytes_as_the_natural_key_orders_names(batch):
     assert sorted(batch, key=sort_key) == sorted(batch, key=natural_key)
+
+
+def test_numbers_of_any_length_compare():
+    huge = "s-" + "9" * 5000
+    assert sorted([huge, "s-10", "s-" + "1" + "0" * 5000], key=natural_key) == [
+        "s-10",
+        huge,
+        "s-1" + "0" * 5000,
+    ]

@@ -281,3 +281,29 @@ def test_a_failed_import_into_an_empty_store_leaves_it_empty_with_its_indexes(st
         store.import_events([("", NewEvent("s-1", "T")), ("line 2: ", NewEvent("s 1", "T"))])
     assert store.head_position() == 0
     assert _indexes(db) == before
+
+
+def test_a_store_on_a_connection_of_your_own_keeps_its_triggers_after_migrate(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    path = tmp_path / "old.db"
+    shutil.copy(Path(__file__).parent / "fixtures" / "schema1.db", path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    EventStore(str(path), conn).migrate(backup=False)
+    with pytest.raises(sqlite3.IntegrityError):  # a gap: the trigger still refuses it
+        conn.execute(
+            "INSERT INTO events (position, stream, version, type, data, metadata, id, recorded_at)"
+            " VALUES (99, 'x-1', 1, 'T', '{}', '{}', 'id-99', '2026-01-01T00:00:00.000000Z')"
+        )
+    conn.close()
+
+
+def test_an_import_into_an_empty_store_with_triggers_on_keeps_its_indexes(db, monkeypatch):
+    monkeypatch.setattr(schema, "disable_triggers", lambda conn, path: False)
+    with EventStore.open(db, create=True) as store:
+        plans = []
+        store.conn.set_trace_callback(plans.append)
+        store.import_events([("", NewEvent(f"s-{i % 3}", "T")) for i in range(30)])
+        store.conn.set_trace_callback(None)
+    assert not any("DROP INDEX" in sql for sql in plans)

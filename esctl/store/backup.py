@@ -33,6 +33,7 @@ def copy_store(path: str, dest: str) -> None:
         with open(partial, "rb") as f:
             os.fsync(f.fileno())
         os.replace(partial, dest)
+        _fsync_directory(os.path.dirname(os.path.abspath(dest)))
     except (sqlite3.Error, OSError) as exc:
         with contextlib.suppress(FileNotFoundError):
             os.remove(partial)
@@ -45,7 +46,11 @@ def holds_the_same_log(copy: str, path: str) -> bool:
     events as the store at `path` (the log is append-only: the same head position
     with the same id there means the same events), e.g. the backup of an upgrade
     that was interrupted after its copy was made."""
-    head = "SELECT (SELECT user_version FROM pragma_user_version), position, id FROM events ORDER BY position DESC LIMIT 1"
+    head = (
+        "SELECT (SELECT application_id FROM pragma_application_id),"
+        " (SELECT user_version FROM pragma_user_version), position, id"
+        " FROM events ORDER BY position DESC LIMIT 1"
+    )
     try:
         with contextlib.closing(sqlite3.connect(read_only_uri(copy), uri=True)) as c:
             theirs = c.execute(head).fetchone()
@@ -53,4 +58,18 @@ def holds_the_same_log(copy: str, path: str) -> bool:
             ours = c.execute(head).fetchone()
     except sqlite3.Error:
         return False
-    return theirs == ours
+    return ours is not None and theirs == ours  # an empty store is simply copied again
+
+
+def _fsync_directory(path: str) -> None:
+    """Make the rename itself durable."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -8,12 +8,25 @@ import re
 _NUMBER = re.compile(r"([0-9]+)")
 
 
-def natural_key(name: str) -> tuple[tuple[str | int, ...], str]:
+def natural_key(name: str) -> tuple[tuple[object, ...], str]:
     """The natural sort key of a name: runs of digits compare as numbers
-    ("account-2" < "account-10"); the name itself breaks ties ("a-01" vs "a-1")."""
-    parts: list[str | int] = list(_NUMBER.split(name))
-    parts[1::2] = [int(p) for p in parts[1::2]]
+    ("account-2" < "account-10"); the name itself breaks ties ("a-01" vs "a-1").
+    A number is (its digit count, its digits) without leading zeros, which compares
+    as the number does at any length (int() refuses past 4,300 digits)."""
+    parts: list[object] = list(_NUMBER.split(name))
+    parts[1::2] = [_number(p) for p in parts[1::2]]
     return tuple(parts), name
+
+
+def _number(digits: str) -> tuple[int, str]:
+    significant = digits.lstrip("0") or "0"
+    return len(significant), significant
+
+
+def sql_sort_key(name: object) -> bytes:
+    """`sort_key` as the SQL function esctl_sort_key: a name that a writer other than
+    esctl stored as a number or bytes gets the key of its text form."""
+    return sort_key(name if isinstance(name, str) else str(name))
 
 
 def sort_key(name: str) -> bytes:

@@ -127,6 +127,7 @@ class EventStore:
         # Below schema.SCHEMA_VERSION the store reads normally; `migrate` upgrades it.
         self.schema_version = schema_version
         self._triggers_off = triggers_off
+        self._own_connection = False  # opened by `open`: its triggers are esctl's to turn off
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, create: bool = False) -> EventStore:
@@ -135,7 +136,7 @@ class EventStore:
         reading, with `read_only` saying why; writing to it raises StoreReadOnly."""
         path = os.fspath(path)
         c = schema.connect(path, create=create)
-        return cls(
+        store = cls(
             path,
             c.conn,
             created=c.created,
@@ -143,6 +144,8 @@ class EventStore:
             schema_version=c.version,
             triggers_off=c.triggers_off,
         )
+        store._own_connection = True
+        return store
 
     @property
     def outdated(self) -> bool:
@@ -270,7 +273,8 @@ class EventStore:
 
         try:
             writer.begin()
-            if not batch_size and writer.head == 0:
+            # Not where triggers are on: theirs read (stream, version) for every row.
+            if not batch_size and writer.head == 0 and writer.tracks:
                 writer.defer_indexes()  # into an empty store, in one transaction
             for item in events:
                 chunk.append(item)
@@ -364,7 +368,8 @@ class EventStore:
                 compat.install(conn)
             raise
         self.schema_version = schema.SCHEMA_VERSION
-        self._triggers_off = disable_triggers(conn, self.path)
+        if self._own_connection:
+            self._triggers_off = disable_triggers(conn, self.path)
         doc["from_schema"] = version
         return self._migrated(doc, steps, started)
 
@@ -463,6 +468,12 @@ class EventStore:
                 sql += " AND type = ?"
                 params.append(types[0])
             return self._select(sql + " ORDER BY position", params, limit, raw)
+        if to_position is None:
+            # Separate statements read separate snapshots: bound them all by the head
+            # as of now, so that no commit in between shows one type's later event
+            # without another's earlier one.
+            sql += " AND position <= ?"
+            params.append(self.head_position())
         sql += " AND type = ? ORDER BY position" + (" LIMIT ?" if limit is not None else "")
         ranges = []
         for event_type in types:
@@ -470,7 +481,7 @@ class EventStore:
             cursor.arraysize = 1000
             ranges.append(_rows(cursor, self.path))
         rows: Iterator[tuple] = heapq.merge(*ranges, key=_position)
-        if limit is not None:
+        if limit is not None and limit >= 0:  # SQLite's LIMIT -1: no limit
             rows = itertools.islice(rows, limit)
         return rows if raw else (decode(row) for row in rows)
 
@@ -515,7 +526,7 @@ class EventStore:
             key=_natural_summary,
         )
         rows = heapq.merge(_rows(keyed, self.path), unkeyed, key=_natural_summary)
-        if limit is not None:
+        if limit is not None and limit >= 0:
             rows = itertools.islice(rows, limit)
         return (StreamSummary(*row) for row in rows)
 
@@ -593,8 +604,8 @@ def _position(row: tuple) -> int:
     return row[2]
 
 
-def _natural_summary(row: tuple) -> tuple[tuple[str | int, ...], str]:
-    return natural_key(row[0])
+def _natural_summary(row: tuple) -> tuple[tuple[object, ...], str]:
+    return natural_key(str(row[0]))  # str(): a foreign writer may have stored bytes
 
 
 def _rows(cursor: sqlite3.Cursor, path: str) -> Iterator[tuple]:

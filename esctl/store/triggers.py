@@ -8,10 +8,10 @@ inside the same transaction, and maintains the derived tables once per chunk, so
 its connection the triggers only repeat that work at several times its cost.
 
 SQLITE_DBCONFIG_ENABLE_TRIGGER switches them off for one connection, nobody else's.
-Python 3.12 exposes it as `Connection.setconfig`; on 3.11 it is called through
-ctypes on the connection's `sqlite3 *` handle, which CPython 3.11 keeps first in
-the connection object, checked by asking SQLite for the handle's file name before
-anything is changed. Where none of this is possible the triggers stay on, and the
+Python 3.12 exposes it as `Connection.setconfig`; on CPython 3.11 on Linux it is
+called through ctypes on the connection's `sqlite3 *` handle, which CPython 3.11
+keeps first in the connection object, checked by asking SQLite for the handle's
+file name before anything is changed. Where none of this is possible the triggers stay on, and the
 writer leaves the derived tables to them: slower, never wrong.
 """
 
@@ -30,7 +30,11 @@ def disable_triggers(conn: sqlite3.Connection, path: str) -> bool:
     if hasattr(conn, "setconfig"):  # Python 3.12+
         conn.setconfig(_ENABLE_TRIGGER, False)
         return not conn.getconfig(_ENABLE_TRIGGER)
-    if sys.implementation.name != "cpython" or sys.version_info[:2] != (3, 11):
+    # ctypes passes variadic arguments as named ones, which is the calling convention
+    # for both on Linux (x86-64 and AArch64), not on Apple's arm64.
+    if sys.implementation.name != "cpython" or sys.version_info[:2] != (3, 11) or sys.platform != "linux":
+        return False
+    if not isinstance(conn, sqlite3.Connection):
         return False
     try:
         return _disable_with_ctypes(conn, path)

@@ -226,9 +226,10 @@ class Writer:
         self.conn.executemany(_COUNT, [(kind, name, n) for (kind, name), n in counts.items()])
 
     def _fast_rows(self, events: Sequence[tuple[str, NewEvent]], given: int) -> list[Row] | None:
-        """Rows for a chunk, advancing head and versions; None when an event with an
-        id fails its version check (then the version cache is dropped, to be read
-        again from the streams table, as after any undone chunk)."""
+        """Rows for a chunk with `given` ids, advancing head and versions; None when
+        an event fails its version check in a chunk with ids (then the version cache
+        is dropped, to be read again from the streams table, as after any undone
+        chunk)."""
         rows: list[Row] = []
         append = rows.append
         new_id = iter(uuid7s(len(events) - given)).__next__  # for the events without one
@@ -242,9 +243,11 @@ class Writer:
                 current = self.version(stream)
             expected = event.expected_version
             if expected is not ANY and not version_matches(expected, current):
-                if event.id is not None:
+                if given:
+                    # This event, or one before it in the chunk, may be a stored
+                    # duplicate (counted here as if new): the careful path judges it.
                     versions.clear()
-                    return None  # perhaps a stored duplicate: the careful path judges it
+                    return None
                 raise WrongExpectedVersion(stream, expected, current, where)
             position += 1
             versions[stream] = current = current + 1

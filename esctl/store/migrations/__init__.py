@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from types import ModuleType
 
 from esctl.store.migrations import m0001_events, m0002_streams_and_counts
-from esctl.store.natural import sort_key
+from esctl.store.natural import sql_sort_key
 
 # A test names a FIFO here to stop an upgrade just before it commits (see
 # tests/test_migrations.py): the step writes its version to the FIFO and waits.
@@ -39,7 +39,7 @@ def pending(version: int) -> list[Step]:
 
 def register_functions(conn: sqlite3.Connection) -> None:
     """The SQL functions the steps use (and the views of esctl.store.compat)."""
-    conn.create_function("esctl_sort_key", 1, sort_key, deterministic=True)
+    conn.create_function("esctl_sort_key", 1, sql_sort_key, deterministic=True)
 
 
 def upgrade(conn: sqlite3.Connection, version: int) -> list[Step]:
