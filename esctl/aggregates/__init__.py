@@ -14,9 +14,9 @@ from esctl.aggregates.execute import Executed, execute
 from esctl.aggregates.lookup import aggregate_for, aggregates_in
 from esctl.aggregates.plain import to_plain
 from esctl.aggregates.replay import Replayed, Replayer, Step
-from esctl.aggregates.snapshots import Snapshot, Snapshots
 from esctl.aggregates.upcasting import Upcasters, upcaster
 from esctl.errors import CommandRejected
+from esctl.store.snapshots import Snapshot, Snapshots
 
 __all__ = [
     "Aggregate",

@@ -30,7 +30,6 @@ from esctl.aggregates.definition import (
 )
 from esctl.aggregates.errors import ModelError, UnknownEventType
 from esctl.aggregates.plain import to_plain
-from esctl.aggregates.snapshots import Snapshot, Snapshots
 from esctl.aggregates.targets import check_version, resolve_target, stream_head, version_or_head
 from esctl.aggregates.upcasting import Upcasters
 from esctl.errors import EsctlError
@@ -38,6 +37,7 @@ from esctl.events import RecordedEvent
 from esctl.fingerprint import fingerprint
 from esctl.store import EventStore
 from esctl.store.failures import check_stored_json
+from esctl.store.snapshots import Snapshot
 from esctl.store.writer import Row  # what read_stream(raw=True) yields
 from esctl.usercode import where
 
@@ -257,7 +257,7 @@ class Replayer:
         self.folder = Folder(self.aggregate, self.upcasters, strict)
         self.spec = self.folder.spec
         self.use_snapshots = snapshots
-        self.snapshots = Snapshots(store.conn)
+        self.snapshots = store.snapshots
         self.notes: list[str] = []  # for the user: snapshots ignored, auto-snapshot failures
         self._fingerprint: str | None = None
 
@@ -357,7 +357,7 @@ class Replayer:
         replayed = self.replay(stream, target)
         return self.save_snapshot(replayed)
 
-    def save_snapshot(self, replayed: Replayed) -> Snapshot:
+    def save_snapshot(self, replayed: Replayed, *, wait_seconds: float | None = None) -> Snapshot:
         if replayed.version < 1:
             raise ModelError(f"nothing to snapshot: {replayed.stream} at version 0")
         try:
@@ -365,7 +365,12 @@ class Replayer:
         except ModelError as exc:
             raise unserialisable(exc, self.aggregate, replayed.stream, replayed.version) from None
         return self.snapshots.save(
-            replayed.stream, replayed.version, self.spec.name, self.fingerprint, encoded
+            replayed.stream,
+            replayed.version,
+            self.spec.name,
+            self.fingerprint,
+            encoded,
+            wait_seconds=wait_seconds,
         )
 
     def maybe_snapshot(self, replayed: Replayed) -> None:
@@ -375,15 +380,10 @@ class Replayer:
         every = self.spec.snapshot_every
         if not every or not self.use_snapshots or replayed.applied < every:
             return
-        conn = self.store.conn
-        previous = conn.execute("PRAGMA busy_timeout").fetchone()[0]
-        conn.execute("PRAGMA busy_timeout = 200")  # a read must not wait long on a writer
         try:
-            self.save_snapshot(replayed)
+            self.save_snapshot(replayed, wait_seconds=0.2)  # a read must not wait long on a writer
         except EsctlError as exc:
             self.notes.append(f"automatic snapshot skipped: {exc}")
-        finally:
-            conn.execute(f"PRAGMA busy_timeout = {int(previous)}")
 
     # --- event by event -------------------------------------------------------------
 

@@ -46,24 +46,13 @@ def resolve_target(
     target = version_or_head(store, stream, to_version)
     if as_of is not None:
         # Versions form a prefix: stop before the first event recorded after the instant.
-        after = _first_version(
-            store,
-            "SELECT min(version) FROM events WHERE stream = ? AND recorded_at > ?",
-            stream,
-            parse_timestamp(as_of),
-        )
+        after = store.first_version(stream, recorded_after=parse_timestamp(as_of))
         if after is not None:
             target = min(target, after - 1)
     if until_type is not None:
-        first = _first_version(
-            store, "SELECT min(version) FROM events WHERE stream = ? AND type = ?", stream, until_type
-        )
+        first = store.first_version(stream, of_type=until_type)
         if first is not None:
             target = min(target, first - 1)
         elif note is not None:
             note(f"{stream} has no {until_type} event: --until-type does not stop the replay")
     return target
-
-
-def _first_version(store: EventStore, sql: str, stream: str, value: str) -> int | None:
-    return store.conn.execute(sql, (stream, value)).fetchone()[0]

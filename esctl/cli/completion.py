@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 LIMIT = 100
-_LAST_CHAR = "\U0010ffff"  # sorts after every character a stream name can hold
 
 
 def streams(ctx: Any, incomplete: str) -> list[str]:
@@ -33,11 +32,7 @@ def stream_names(db: str, prefix: str = "", limit: int = LIMIT) -> list[str]:
     from esctl.store import EventStore
 
     with EventStore.open(db) as store:
-        rows = store.conn.execute(
-            "SELECT DISTINCT stream FROM events WHERE stream >= ? AND stream < ? ORDER BY stream LIMIT ?",
-            (prefix, prefix + _LAST_CHAR, limit),
-        ).fetchall()
-    return [stream for (stream,) in rows]
+        return store.stream_names(prefix, limit)
 
 
 def commands(ctx: Any, incomplete: str) -> list[str]:

@@ -6,7 +6,6 @@ so each is found, opened and reported the same way by every command."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -71,12 +70,7 @@ class Session:
         try:
             yield store
         except BaseException:
-            empty = store.created and store.head_position() == 0  # batches may have committed
-            store.close()
-            if empty:
-                for suffix in ("", "-wal", "-shm"):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.remove(store.path + suffix)
+            store.close(discard_if_new_and_empty=True)  # batches may have committed
             raise
         store.close()
         if store.created and announce:

@@ -242,11 +242,11 @@ def _changes(store: EventStore, poll_seconds: float, should_stop: Callable[[], b
     """Yield at once, then whenever another connection has committed to the store.
     The first reading comes before the first yield: a commit made while the caller
     catches up must wake it, not wait for the next one."""
-    seen = store.conn.execute("PRAGMA data_version").fetchone()[0]
+    seen = store.change_token()
     yield
     while not should_stop():
         time.sleep(poll_seconds)
-        version = store.conn.execute("PRAGMA data_version").fetchone()[0]
+        version = store.change_token()
         if version != seen:
             seen = version
             yield

@@ -21,6 +21,7 @@ from esctl.ids import CANONICAL_ID
 from esctl.store import compat, migrations, schema
 from esctl.store.failures import classify, translate, translated
 from esctl.store.natural import natural_key
+from esctl.store.snapshots import Snapshots
 from esctl.store.triggers import disable_triggers
 from esctl.store.writer import HEAD_POSITION, SELECT_EVENT, STREAM_VERSION, Writer, decode
 from esctl.transaction import begin_immediate, rollback
@@ -29,6 +30,7 @@ T = TypeVar("T")
 
 CHUNK = 5_000  # events per executemany inside an import
 _MAX_STREAM_SET = 100_000
+_LAST_CHAR = "\U0010ffff"  # above every character a name can hold
 
 
 def _reading(method: Callable[..., T]) -> Callable[..., T]:
@@ -128,6 +130,7 @@ class EventStore:
         self.schema_version = schema_version
         self._triggers_off = triggers_off
         self._own_connection = False  # opened by `open`: its triggers are esctl's to turn off
+        self.snapshots = Snapshots(conn)  # aggregates' states at versions, beside the events
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, create: bool = False) -> EventStore:
@@ -165,8 +168,22 @@ class EventStore:
         self._writable()
         return Writer(self.conn, tracks=self._triggers_off)
 
-    def close(self) -> None:
+    def close(self, *, discard_if_new_and_empty: bool = False) -> None:
+        """Close the connection. With `discard_if_new_and_empty`, a store that this
+        open created and that holds no event is removed with its -wal and -shm (a
+        refused first write leaves no empty store behind)."""
+        discard = discard_if_new_and_empty and self.created and self._is_empty()
         self.conn.close()
+        if discard:
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(self.path + suffix)
+
+    def _is_empty(self) -> bool:
+        try:
+            return self.head_position() == 0
+        except Exception:  # a damaged new file: leave it for the user to see
+            return False
 
     def __enter__(self) -> EventStore:
         return self
@@ -415,6 +432,34 @@ class EventStore:
             params.append(to_version)
         sql += " ORDER BY version DESC" if backwards else " ORDER BY version"
         return self._select(sql, params, limit, raw)
+
+    @_reading
+    def first_version(
+        self, stream: str, *, of_type: str | None = None, recorded_after: str | None = None
+    ) -> int | None:
+        """The stream's lowest version of type `of_type`, or recorded after the
+        instant `recorded_after` (recorded_at form); None when it has none."""
+        if (of_type is None) == (recorded_after is None):
+            raise ValueError("give of_type or recorded_after")
+        column, value = ("type", of_type) if of_type is not None else ("recorded_at", recorded_after)
+        op = "=" if of_type is not None else ">"
+        sql = f"SELECT min(version) FROM events WHERE stream = ? AND {column} {op} ?"
+        return self.conn.execute(sql, (stream, value)).fetchone()[0]
+
+    @_reading
+    def stream_names(self, prefix: str = "", limit: int | None = None) -> list[str]:
+        """Stream names starting with `prefix`, in code-point order (for completion)."""
+        sql = "SELECT stream FROM streams WHERE stream >= ? AND stream < ? ORDER BY stream"
+        params: list[Any] = [prefix, prefix + _LAST_CHAR]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [name for (name,) in self.conn.execute(sql, params)]
+
+    def change_token(self) -> int:
+        """A number that changes whenever another connection commits to the store
+        (SQLite's data_version): what `--follow` waits on."""
+        return self.conn.execute("PRAGMA data_version").fetchone()[0]
 
     @_reading
     def read_stream_data(

@@ -98,9 +98,30 @@ class Snapshots:
         )
         return [Snapshot(*row) for row in rows]
 
-    def save(self, stream: str, version: int, aggregate: str, fingerprint: str, state: str) -> Snapshot:
+    def save(
+        self,
+        stream: str,
+        version: int,
+        aggregate: str,
+        fingerprint: str,
+        state: str,
+        *,
+        wait_seconds: float | None = None,
+    ) -> Snapshot:
         """Write a snapshot (replacing one by the same code at the same version) and
-        prune the stream's snapshots by code that has written none for STALE_AFTER."""
+        prune the stream's snapshots by code that has written none for STALE_AFTER.
+        `wait_seconds` bounds the wait for another writer (else the store's own
+        timeout): an automatic snapshot during a read must not wait long."""
+        if wait_seconds is None:
+            return self._save(stream, version, aggregate, fingerprint, state)
+        previous = self.conn.execute("PRAGMA busy_timeout").fetchone()[0]
+        self.conn.execute(f"PRAGMA busy_timeout = {int(wait_seconds * 1000)}")
+        try:
+            return self._save(stream, version, aggregate, fingerprint, state)
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout = {int(previous)}")
+
+    def _save(self, stream: str, version: int, aggregate: str, fingerprint: str, state: str) -> Snapshot:
         snapshot = Snapshot(stream, version, aggregate, fingerprint, state, utc_now())
         cutoff = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - STALE_AFTER))
         try:
