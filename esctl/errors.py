@@ -36,7 +36,7 @@ class EsctlError(Exception):
 
 class StoreError(EsctlError):
     """The environment is wrong: not an esctl store, unknown schema, unreadable file.
-    Its subclasses name what the environment did (esctl.store.failures classifies
+    Its subclasses name what the environment did (esctl.store.sqlite.failures classifies
     SQLite's errors into them)."""
 
     exit_code = 1

@@ -15,9 +15,10 @@ import pytest
 
 from esctl import NewEvent
 from esctl.errors import StoreError, StoreOutdated
-from esctl.store import EventStore, migrations
-from esctl.store.migrations import m0001_events
-from esctl.store.schema import APPLICATION_ID, SCHEMA_VERSION
+from esctl.store import EventStore
+from esctl.store.sqlite import migrations
+from esctl.store.sqlite.migrations import m0001_events
+from esctl.store.sqlite.schema import APPLICATION_ID, SCHEMA_VERSION
 from tests.helpers import HANG, derived, file_digest
 
 FIXTURES = Path(__file__).parent / "fixtures"

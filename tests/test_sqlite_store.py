@@ -8,8 +8,9 @@ import sqlite3
 import pytest
 
 from esctl import InvalidInput, NewEvent, NotFound, StoreError
-from esctl.store import EventStore, schema
-from esctl.store.schema import SCHEMA_VERSION
+from esctl.store import EventStore
+from esctl.store.sqlite import schema
+from esctl.store.sqlite.schema import SCHEMA_VERSION
 from tests.helpers import derived, file_digest
 from tests.store_contract import StoreContract
 
@@ -127,7 +128,7 @@ def test_an_empty_file_becomes_a_store_on_write(db):
 def test_the_stream_version_cache_is_only_trimmed_between_chunks(store, monkeypatch):
     # With a tiny cache bound, a chunk that touches many streams twice must still
     # number every stream's second event 2.
-    from esctl.store import writer
+    from esctl.store.sqlite import writer
 
     monkeypatch.setattr(writer, "_MAX_CACHED_STREAMS", 3)
     events = [("", NewEvent(f"s-{i % 10}", "T")) for i in range(40)]
@@ -151,7 +152,7 @@ def test_a_store_held_by_another_writer_is_reported_as_busy(store, db):
 
 @pytest.mark.parametrize("set_limit", [100_000, 2])
 def test_streams_touched_are_counted_the_same_past_the_in_memory_limit(store, monkeypatch, set_limit):
-    from esctl.store import sqlite as sqlite_store
+    from esctl.store.sqlite import store as sqlite_store
 
     monkeypatch.setattr(sqlite_store, "_MAX_STREAM_SET", set_limit)
     store.append("x-1", [NewEvent("x-1", "T")])  # before the import: not counted
@@ -262,7 +263,7 @@ def _indexes(db) -> list[str]:
 
 
 def test_an_import_into_an_empty_store_builds_its_indexes_once_and_keeps_them(store, db, monkeypatch):
-    from esctl.store import sqlite as backend
+    from esctl.store.sqlite import store as backend
 
     monkeypatch.setattr(backend, "CHUNK", 10)  # several chunks, a repeated id across two
     before = _indexes(db)
@@ -307,3 +308,26 @@ def test_an_import_into_an_empty_store_with_triggers_on_keeps_its_indexes(db, mo
         store.import_events([("", NewEvent(f"s-{i % 3}", "T")) for i in range(30)])
         store.conn.set_trace_callback(None)
     assert not any("DROP INDEX" in sql for sql in plans)
+
+
+@pytest.mark.parametrize("form", ["path", "sqlite:///relative", "sqlite:////absolute"])
+def test_a_store_is_opened_by_path_or_sqlite_url(tmp_path, monkeypatch, form):
+    from esctl import store as backends
+
+    monkeypatch.chdir(tmp_path)
+    url = {
+        "path": "events.db",
+        "sqlite:///relative": "sqlite:///events.db",
+        "sqlite:////absolute": f"sqlite:///{tmp_path / 'events.db'}",
+    }[form]
+    with backends.open(url, create=True) as store:
+        store.append("s-1", [NewEvent("s-1", "T")])
+    with EventStore.open(tmp_path / "events.db") as store:
+        assert store.head_position() == 1
+
+
+def test_an_unknown_url_scheme_is_refused_naming_it(tmp_path):
+    from esctl import store as backends
+
+    with pytest.raises(InvalidInput, match=r"no esctl backend for mysql:// URLs"):
+        backends.open("mysql://localhost/events")

@@ -11,7 +11,7 @@ import pytest
 from esctl.errors import InvalidInput, StoreBusy, StoreDamaged, StoreFull, StoreReadOnly
 from esctl.events import NewEvent, metadata_id
 from esctl.store import EventStore
-from esctl.store.failures import classify
+from esctl.store.sqlite.failures import classify
 from esctl.transaction import begin_immediate, immediate
 from tests.helpers import file_digest
 
@@ -112,7 +112,7 @@ def test_a_store_whose_shm_cannot_be_created_falls_back_to_a_read_only_connectio
     """What a read-only directory or medium does to the first read of a WAL store
     (SQLITE_CANTOPEN: no -shm can be created), in-process: the store is then opened
     through a read-only URI. The real thing is in tests/cli/test_errors.py."""
-    from esctl.store import schema
+    from esctl.store.sqlite import schema
 
     with EventStore.open(db, create=True) as store:
         store.append("s-1", [NewEvent("s-1", "T", {"a": 1})])

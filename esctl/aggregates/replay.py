@@ -36,9 +36,9 @@ from esctl.errors import EsctlError
 from esctl.events import RecordedEvent
 from esctl.fingerprint import fingerprint
 from esctl.store import EventStore
-from esctl.store.failures import check_stored_json
-from esctl.store.snapshots import Snapshot
-from esctl.store.writer import Row  # what read_stream(raw=True) yields
+from esctl.store.sqlite.failures import check_stored_json
+from esctl.store.sqlite.snapshots import Snapshot
+from esctl.store.sqlite.writer import Row  # what read_stream(raw=True) yields
 from esctl.usercode import where
 
 SNAPSHOT_FORMAT = "esctl-snapshot-1"  # part of the fingerprint: bump when the snapshot encoding changes

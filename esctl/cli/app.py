@@ -127,7 +127,7 @@ def _environment_error(exc: Exception) -> EsctlError | None:
     import sqlite3
 
     if isinstance(exc, sqlite3.Error):
-        from esctl.store.failures import classify
+        from esctl.store.sqlite.failures import classify
 
         return classify(exc, None)
     if isinstance(exc, OSError):

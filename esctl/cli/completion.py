@@ -29,9 +29,9 @@ def stream_names(db: str, prefix: str = "", limit: int = LIMIT) -> list[str]:
     """The first `limit` stream names starting with `prefix`, in order. Opens the
     store as `esctl read` does (never creating it); the errors `read` would report
     are raised."""
-    from esctl.store import EventStore
+    from esctl import store as backends
 
-    with EventStore.open(db) as store:
+    with backends.open(db) as store:
         return store.stream_names(prefix, limit)
 
 

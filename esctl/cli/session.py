@@ -64,9 +64,9 @@ class Session:
         stderr when the command succeeds (a mistyped --db shows at once), and removed
         again when it fails with nothing written, so a refused write leaves no empty
         store behind."""
-        from esctl.store import EventStore
+        from esctl import store as backends
 
-        store = EventStore.open(self.db, create=create)
+        store = backends.open(self.db, create=create)
         try:
             yield store
         except BaseException:

@@ -15,7 +15,7 @@ from esctl.events import ENVELOPE_KEYS, RecordedEvent
 from esctl.projections.catalog import Guard
 from esctl.projections.definition import Projection
 from esctl.projections.tables import Tables
-from esctl.store.failures import check_stored_json, classify
+from esctl.store.sqlite.failures import check_stored_json, classify
 from esctl.usercode import where
 
 

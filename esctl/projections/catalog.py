@@ -65,8 +65,8 @@ def open_read_models(store_path: str, read_db: str | None, *, create: bool) -> s
 
     Read models can always be rebuilt from the log, so commits use synchronous=NORMAL
     (WAL keeps them atomic; a power cut can lose the last ones, never half of one)."""
-    from esctl.store.failures import classify, not_writable, primary_code
-    from esctl.store.schema import open_read_only
+    from esctl.store.sqlite.failures import classify, not_writable, primary_code
+    from esctl.store.sqlite.schema import open_read_only
 
     path = read_db or store_path
     exists = os.path.exists(path) and os.path.getsize(path) > 0

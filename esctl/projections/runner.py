@@ -20,7 +20,7 @@ from esctl.projections import catalog
 from esctl.projections.apply import Applier, HandlerFailed, ProjectionFailed
 from esctl.projections.definition import Projection
 from esctl.store import EventStore
-from esctl.store.failures import classify, database_path
+from esctl.store.sqlite.failures import classify, database_path
 from esctl.transaction import immediate, rollback
 
 BATCH = 2_000  # events per transaction when catching up

@@ -26,7 +26,7 @@ from esctl.projections.apply import ProjectionFailed
 from esctl.projections.definition import Projection, quote
 from esctl.projections.runner import catch_up
 from esctl.store import EventStore
-from esctl.store.schema import read_only_uri
+from esctl.store.sqlite.schema import read_only_uri
 
 MAX_REPORTED = 10_000  # differences kept for the report; all are counted
 KINDS = ("missing", "extra", "different", "nondeterministic", "schema")

@@ -26,7 +26,7 @@ from esctl.aggregates import (
 )
 from esctl.errors import NotFound
 from esctl.store import EventStore
-from esctl.store.snapshots import TABLE
+from esctl.store.sqlite.snapshots import TABLE
 
 
 @dataclass
@@ -367,7 +367,7 @@ def test_the_narrow_and_the_whole_row_paths_agree(rw_store):
 def test_two_codes_keep_their_own_snapshots_until_one_goes_quiet(rw_store):
     """Two deployments (different code) against one store must not delete each
     other's snapshots; code that has written none for STALE_AFTER is pruned."""
-    from esctl.store.snapshots import STALE_AFTER
+    from esctl.store.sqlite.snapshots import STALE_AFTER
 
     append(rw_store, "ledger-1", *[("Deposited", {"amount": "1"})] * 3)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 import esctl.model
-from esctl.store import schema
+from esctl.store.sqlite import schema
 from tests.helpers import file_digest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -646,7 +646,7 @@ def test_ctrl_c_in_a_projection_handler_exits_130_and_rolls_the_batch_back(cli, 
 
 
 def test_ctrl_c_during_a_batch_import_says_which_batches_were_committed(cli, db, monkeypatch, tmp_path):
-    from esctl.store import writer
+    from esctl.store.sqlite import writer
 
     source = tmp_path / "in.ndjson"
     source.write_text("".join(json.dumps({"stream": "s-1", "type": "T"}) + "\n" for i in range(10)))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from esctl.store.schema import SCHEMA_VERSION
+from esctl.store.sqlite.schema import SCHEMA_VERSION
 from tests.helpers import file_digest
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"

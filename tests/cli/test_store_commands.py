@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from esctl.store.schema import SCHEMA_VERSION
+from esctl.store.sqlite.schema import SCHEMA_VERSION
 from tests.helpers import HANG, file_digest
 
 ENVELOPE_KEYS = ["stream", "version", "position", "type", "data", "metadata", "id", "recorded_at"]

@@ -18,12 +18,12 @@ from typing import Any, TypeVar
 from esctl.errors import InvalidInput, NotFound, StoreOutdated, StoreReadOnly
 from esctl.events import ANY, ExpectedVersion, NewEvent, RecordedEvent, check_stream, parse_expected_version
 from esctl.ids import CANONICAL_ID
-from esctl.store import compat, migrations, schema
-from esctl.store.failures import classify, translate, translated
 from esctl.store.natural import natural_key
-from esctl.store.snapshots import Snapshots
-from esctl.store.triggers import disable_triggers
-from esctl.store.writer import HEAD_POSITION, SELECT_EVENT, STREAM_VERSION, Writer, decode
+from esctl.store.sqlite import compat, migrations, schema
+from esctl.store.sqlite.failures import classify, translate, translated
+from esctl.store.sqlite.snapshots import Snapshots
+from esctl.store.sqlite.triggers import disable_triggers
+from esctl.store.sqlite.writer import HEAD_POSITION, SELECT_EVENT, STREAM_VERSION, Writer, decode
 from esctl.transaction import begin_immediate, rollback
 
 T = TypeVar("T")
@@ -370,7 +370,7 @@ class EventStore:
                 # Another process may have upgraded it since this one opened it.
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
                 if destination is not None and version < schema.SCHEMA_VERSION:
-                    from esctl.store.backup import copy_store, holds_the_same_log
+                    from esctl.store.sqlite.backup import copy_store, holds_the_same_log
 
                     # A copy left by an upgrade that was interrupted is kept, not redone.
                     if not holds_the_same_log(destination, self.path):

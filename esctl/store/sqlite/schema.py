@@ -9,9 +9,9 @@ import sqlite3
 from dataclasses import dataclass
 
 from esctl.errors import NotFound, StoreError, StoreReadOnly
-from esctl.store import compat, migrations
-from esctl.store.failures import cannot_open, classify, not_writable, primary_code
-from esctl.store.triggers import disable_triggers
+from esctl.store.sqlite import compat, migrations
+from esctl.store.sqlite.failures import cannot_open, classify, not_writable, primary_code
+from esctl.store.sqlite.triggers import disable_triggers
 from esctl.transaction import immediate
 
 SCHEMA_VERSION = migrations.LATEST
@@ -25,7 +25,7 @@ class Connected:
     be written (None when it can: a store on read-only media, or in a directory
     where SQLite cannot create its -wal and -shm files, is opened for reading only),
     its schema version, and whether the connection runs with triggers off (then
-    the writer maintains the derived tables itself; see esctl.store.triggers)."""
+    the writer maintains the derived tables itself; see esctl.store.sqlite.triggers)."""
 
     conn: sqlite3.Connection
     created: bool
@@ -39,7 +39,7 @@ def connect(path: str, *, create: bool) -> Connected:
 
     A file that is not an esctl store, or has a schema newer than this esctl's,
     raises StoreError and is left exactly as it was. A store with an older schema
-    opens for reading (esctl.store.compat); `esctl migrate` upgrades it.
+    opens for reading (esctl.store.sqlite.compat); `esctl migrate` upgrades it.
     """
     exists = os.path.exists(path)
     if not exists:

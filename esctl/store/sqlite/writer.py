@@ -4,7 +4,7 @@ Inside one BEGIN IMMEDIATE transaction a chunk of events is checked against the
 streams' versions in Python and inserted with one `executemany`; then the chunk's
 streams rows and counters are updated, one statement per stream and per name, not
 per event (the connection runs with the schema's triggers off, see
-esctl.store.triggers; where they stay on, they do this and the writer does not).
+esctl.store.sqlite.triggers; where they stay on, they do this and the writer does not).
 
 Generated ids (UUIDv7) are new by construction. A chunk with given ids is inserted
 as it is: a stored id makes the insert fail, the rows it inserted are deleted again
@@ -37,8 +37,8 @@ from esctl.events import (
     version_matches,
 )
 from esctl.ids import uuid7, uuid7s
-from esctl.store.failures import check_stored_json, primary_code
 from esctl.store.natural import sort_key
+from esctl.store.sqlite.failures import check_stored_json, primary_code
 from esctl.transaction import begin_immediate, rollback
 
 # One column order for every row esctl reads or writes: the envelope's.

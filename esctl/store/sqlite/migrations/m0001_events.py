@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from esctl.store.migrations.steps import run_script
+from esctl.store.sqlite.migrations.steps import run_script
 
 VERSION = 1
 SUMMARY = "the events table, append-only"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from esctl.store.migrations import register_functions
+from esctl.store.sqlite.migrations import register_functions
 
 _VIEWS = """
 CREATE TEMP VIEW IF NOT EXISTS streams AS

@@ -7,7 +7,7 @@ import os
 import sqlite3
 
 from esctl.errors import StoreError
-from esctl.store.schema import read_only_uri
+from esctl.store.sqlite.schema import read_only_uri
 
 
 def copy_store(path: str, dest: str) -> None:

@@ -10,8 +10,8 @@ import sqlite3
 from dataclasses import dataclass
 from types import ModuleType
 
-from esctl.store.migrations import m0001_events, m0002_streams_and_counts
 from esctl.store.natural import sql_sort_key
+from esctl.store.sqlite.migrations import m0001_events, m0002_streams_and_counts
 
 # A test names a FIFO here to stop an upgrade just before it commits (see
 # tests/test_migrations.py): the step writes its version to the FIFO and waits.
@@ -38,7 +38,7 @@ def pending(version: int) -> list[Step]:
 
 
 def register_functions(conn: sqlite3.Connection) -> None:
-    """The SQL functions the steps use (and the views of esctl.store.compat)."""
+    """The SQL functions the steps use (and the views of esctl.store.sqlite.compat)."""
     conn.create_function("esctl_sort_key", 1, sql_sort_key, deterministic=True)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from esctl.store.migrations.steps import run_script
+from esctl.store.sqlite.migrations.steps import run_script
 
 VERSION = 2
 SUMMARY = "a streams table, event counters, indexes on type and category"
@@ -46,7 +46,7 @@ CREATE INDEX events_type ON events (type);
 CREATE INDEX events_category ON events (category);
 
 -- What a writer other than esctl gets. esctl's own connection runs with triggers
--- off and does the same per chunk (esctl.store.triggers).
+-- off and does the same per chunk (esctl.store.sqlite.triggers).
 CREATE TRIGGER events_next BEFORE INSERT ON events
 WHEN NEW.position IS NOT (SELECT coalesce(max(position), 0) + 1 FROM events)
   OR NEW.version IS NOT coalesce((SELECT version FROM streams WHERE stream = NEW.stream), 0) + 1
