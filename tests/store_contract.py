@@ -297,3 +297,59 @@ class StoreContract:
             store.append("s-1", [ev("s-1"), ev("s-1", expected_version=5)])
         result = store.append("s-1", [ev("s-1"), ev("s-1", expected_version=1)], NO_STREAM)
         assert [e.version for e in result.events] == [1, 2]
+
+
+class StoreInterfaceContract:
+    """The rest of the backend interface (esctl.store.protocol): snapshots, the
+    change feed, the look-ups that time travel and completion use."""
+
+    def test_the_backend_satisfies_the_protocol(self, store):
+        from esctl.store.protocol import EventStoreBackend, SnapshotStore
+
+        assert isinstance(store, EventStoreBackend)
+        assert isinstance(store.snapshots, SnapshotStore)
+
+    def test_snapshots_are_kept_per_fingerprint_and_found_at_or_below_a_version(self, store):
+        store.append("s-1", [ev("s-1", f"E{i}") for i in range(5)])
+        snapshots = store.snapshots
+        assert snapshots.latest("s-1", "f1", 5) is None
+        snapshots.save("s-1", 2, "Agg", "f1", '{"n": 2}')
+        snapshots.save("s-1", 4, "Agg", "f1", '{"n": 4}')
+        snapshots.save("s-1", 3, "Agg", "f2", '{"n": 3}', wait_seconds=0.2)
+        assert snapshots.latest("s-1", "f1", 5).version == 4
+        assert snapshots.latest("s-1", "f1", 3).version == 2
+        assert snapshots.latest("s-1", "f2", 2) is None
+        assert [(s.version, s.fingerprint) for s in snapshots.list("s-1")] == [
+            (2, "f1"),
+            (3, "f2"),
+            (4, "f1"),
+        ]
+
+    def test_first_version_of_a_type_or_after_an_instant(self, store):
+        store.import_events(
+            [
+                ("", ev("s-1", "A", recorded_at="2026-01-01T00:00:00.000000Z")),
+                ("", ev("s-1", "B", recorded_at="2026-01-02T00:00:00.000000Z")),
+                ("", ev("s-1", "B", recorded_at="2026-01-03T00:00:00.000000Z")),
+            ]
+        )
+        assert store.first_version("s-1", of_type="B") == 2
+        assert store.first_version("s-1", of_type="C") is None
+        assert store.first_version("s-1", recorded_after="2026-01-02T00:00:00.000000Z") == 3
+        assert store.first_version("s-1", recorded_after="2026-01-03T00:00:00.000000Z") is None
+
+    def test_stream_names_by_prefix_in_order(self, store):
+        for name in ("order-2", "order-10", "user-1", "order-1"):
+            store.append(name, [ev(name)])
+        assert store.stream_names("order-") == ["order-1", "order-10", "order-2"]
+        assert store.stream_names("order-", 2) == ["order-1", "order-10"]
+        assert store.stream_names("nothing") == []
+
+    def test_the_change_token_moves_when_another_connection_commits(self, store):
+        from esctl import store as backends
+
+        before = store.change_token()
+        assert store.change_token() == before  # nothing committed meanwhile
+        with backends.open(store.path) as other:
+            other.append("s-1", [ev("s-1")])
+        assert store.change_token() != before

@@ -12,10 +12,10 @@ from esctl.store import EventStore
 from esctl.store.sqlite import schema
 from esctl.store.sqlite.schema import SCHEMA_VERSION
 from tests.helpers import derived, file_digest
-from tests.store_contract import StoreContract
+from tests.store_contract import StoreContract, StoreInterfaceContract
 
 
-class TestSQLiteStore(StoreContract):
+class TestSQLiteStore(StoreContract, StoreInterfaceContract):
     """esctl's own connection: triggers off, the writer keeps the derived tables."""
 
     @pytest.fixture(autouse=True)

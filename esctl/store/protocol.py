@@ -1,0 +1,113 @@
+"""What every backend provides: the event store's interface, as typing Protocols.
+
+The SQLite backend (`esctl.store.sqlite.EventStore`) is the first to satisfy it;
+everything outside `esctl/store/` depends on these methods only, never on a
+backend's connection. tests/store_contract.py checks the behaviour behind them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from esctl.events import ExpectedVersion, NewEvent
+    from esctl.store.sqlite.snapshots import Snapshot
+    from esctl.store.sqlite.store import AppendResult, ImportSummary, StreamSummary
+
+
+@runtime_checkable
+class SnapshotStore(Protocol):
+    """Aggregates' states at versions, kept beside the events."""
+
+    def latest(self, stream: str, fingerprint: str, max_version: int) -> Snapshot | None: ...
+
+    def list(self, stream: str) -> list[Snapshot]: ...
+
+    def save(
+        self,
+        stream: str,
+        version: int,
+        aggregate: str,
+        fingerprint: str,
+        state: str,
+        *,
+        wait_seconds: float | None = None,
+    ) -> Snapshot: ...
+
+
+@runtime_checkable
+class EventStoreBackend(Protocol):
+    """An append-only event store: versions gapless per stream, positions global,
+    gapless and in commit order, atomic batches, idempotent ids."""
+
+    path: str
+    created: bool
+    read_only: str | None
+    schema_version: int
+    snapshots: SnapshotStore
+
+    # writing
+    def append(
+        self, stream: str, events: Iterable[NewEvent], expected_version: ExpectedVersion | str = ...
+    ) -> AppendResult: ...
+
+    def import_events(
+        self,
+        events: Iterable[tuple[str, NewEvent]],
+        *,
+        batch_size: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> ImportSummary: ...
+
+    def migrate(self, *, backup: bool = True) -> dict[str, Any]: ...
+
+    # reading
+    def head_position(self) -> int: ...
+
+    def stream_version(self, stream: str) -> int: ...
+
+    def read_stream(
+        self,
+        stream: str,
+        *,
+        from_version: int = 1,
+        to_version: int | None = None,
+        backwards: bool = False,
+        limit: int | None = None,
+        raw: bool = False,
+    ) -> Iterator[Any]: ...
+
+    def read_stream_data(
+        self, stream: str, *, from_version: int = 1, to_version: int | None = None
+    ) -> Iterator[tuple[int, str, str]]: ...
+
+    def read_all(
+        self,
+        *,
+        from_position: int = 1,
+        to_position: int | None = None,
+        category: str | None = None,
+        types: Iterable[str] = (),
+        limit: int | None = None,
+        raw: bool = False,
+    ) -> Iterator[Any]: ...
+
+    def first_version(
+        self, stream: str, *, of_type: str | None = None, recorded_after: str | None = None
+    ) -> int | None: ...
+
+    def streams(
+        self, *, category: str | None = None, limit: int | None = None
+    ) -> Iterator[StreamSummary]: ...
+
+    def stream_names(self, prefix: str = "", limit: int | None = None) -> list[str]: ...
+
+    def info(self) -> dict[str, Any]: ...
+
+    def stream_info(self, stream: str) -> dict[str, Any]: ...
+
+    # the change feed: a token that moves when another connection commits
+    def change_token(self) -> int: ...
+
+    def close(self, *, discard_if_new_and_empty: bool = False) -> None: ...
