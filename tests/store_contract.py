@@ -353,3 +353,15 @@ class StoreInterfaceContract:
         with backends.open(store.path) as other:
             other.append("s-1", [ev("s-1")])
         assert store.change_token() != before
+
+    def test_raw_reads_yield_stored_rows_with_named_fields(self, store):
+        from esctl.store.rows import StoredRow
+
+        store.append("s-1", [ev("s-1", "A", {"n": 1}), ev("s-1", "B")])
+        rows = list(store.read_stream("s-1", raw=True)) + list(store.read_all(types=["A", "B"], raw=True))
+        assert all(type(row) is StoredRow for row in rows)
+        assert [(r.stream, r.version, r.position, r.type, r.data) for r in rows[:2]] == [
+            ("s-1", 1, 1, "A", '{"n":1}'),
+            ("s-1", 2, 2, "B", "{}"),
+        ]
+        assert [r.position for r in rows[2:]] == [1, 2]

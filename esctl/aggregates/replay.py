@@ -36,9 +36,9 @@ from esctl.errors import EsctlError
 from esctl.events import RecordedEvent
 from esctl.fingerprint import fingerprint
 from esctl.store import EventStore
+from esctl.store.rows import StoredRow  # what read_stream(raw=True) yields
 from esctl.store.sqlite.failures import check_stored_json
 from esctl.store.sqlite.snapshots import Snapshot
-from esctl.store.sqlite.writer import Row  # what read_stream(raw=True) yields
 from esctl.usercode import where
 
 SNAPSHOT_FORMAT = "esctl-snapshot-1"  # part of the fingerprint: bump when the snapshot encoding changes
@@ -162,7 +162,7 @@ class Folder:
             raise self._failure(exc, stream, version, event_type) from exc
         return state, version
 
-    def fold(self, state: Any, rows: Iterable[Row]) -> tuple[Any, Row | None]:
+    def fold(self, state: Any, rows: Iterable[StoredRow]) -> tuple[Any, StoredRow | None]:
         """Fold rows into `state`; returns the new state and the last row."""
         get = self._fast.get
         default = self._fast_default
@@ -171,18 +171,19 @@ class Folder:
         row = None
         try:
             for row in rows:
-                fn = get(row[3], default)
-                state = fn(state, loads(row[4])) if fn is not None else slow(state, row)
+                fn = get(row.type, default)
+                state = fn(state, loads(row.data)) if fn is not None else slow(state, row)
                 if state is None:
-                    raise self._returned_none(row[0], row[1], row[3])
+                    raise self._returned_none(row.stream, row.version, row.type)
         except EsctlError:  # already explained (strict mode, upcasters)
             raise
         except Exception as exc:
             if row is None:
                 raise self._failure(exc, "", 0, "") from exc
             if isinstance(exc, orjson.JSONDecodeError):
-                check_stored_json(f"event {row[2]} ({row[0]} v{row[1]})", data=row[4], metadata=row[5])
-            raise self._failure(exc, row[0], row[1], row[3]) from exc
+                where = f"event {row.position} ({row.stream} v{row.version})"
+                check_stored_json(where, data=row.data, metadata=row.metadata)
+            raise self._failure(exc, row.stream, row.version, row.type) from exc
         return state, row
 
     def apply_event(self, state: Any, event: RecordedEvent) -> tuple[Any, bool]:
@@ -195,7 +196,7 @@ class Folder:
             handler, state, event.data, event, event_at(event.stream, event.version, event.type)
         ), False
 
-    def _slow(self, state: Any, row: Row) -> Any:
+    def _slow(self, state: Any, row: StoredRow) -> Any:
         stream, version, position, event_type, data_text, metadata_text, event_id, recorded_at = row
         handler = self.spec.handler_for(event_type)
         if handler is None:
@@ -348,7 +349,7 @@ class Replayer:
         for row in self.store.read_stream(
             result.stream, from_version=result.version, to_version=result.version, raw=True
         ):
-            result.position, result.recorded_at = row[2], row[7]
+            result.position, result.recorded_at = row.position, row.recorded_at
 
     # --- snapshots ------------------------------------------------------------------
 

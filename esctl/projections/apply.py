@@ -15,6 +15,7 @@ from esctl.events import ENVELOPE_KEYS, RecordedEvent
 from esctl.projections.catalog import Guard
 from esctl.projections.definition import Projection
 from esctl.projections.tables import Tables
+from esctl.store.rows import StoredRow
 from esctl.store.sqlite.failures import check_stored_json, classify
 from esctl.usercode import where
 
@@ -86,7 +87,7 @@ class HandlerFailed(Exception):
 
 
 class Applier:
-    """Applies raw event rows (SELECT_EVENT column order) to one projection's tables on
+    """Applies stored rows (esctl.store.rows.StoredRow) to one projection's tables on
     one connection. `physical` maps each declared table to its current name (a
     shadow table during a rebuild, which a temporary view shows under the declared
     name: handlers may use either)."""
@@ -103,7 +104,7 @@ class Applier:
     def close(self) -> None:
         self.guard.close()
 
-    def apply(self, rows: Sequence[tuple]) -> int:
+    def apply(self, rows: Sequence[StoredRow]) -> int:
         """Apply the rows; returns how many reached a handler. Raises HandlerFailed."""
         if not rows:
             return 0
@@ -121,7 +122,7 @@ class Applier:
                 self.conn.execute("RELEASE esctl_apply")
         return applied
 
-    def _run(self, rows: Sequence[tuple], *, immediate: bool) -> int:
+    def _run(self, rows: Sequence[StoredRow], *, immediate: bool) -> int:
         tables, handlers, upcast = self.tables, self.handlers, self.upcast
         loads, make = codec.loads, envelope
         tables.immediate = immediate
@@ -145,8 +146,10 @@ class Applier:
             if isinstance(exc, codec.JSONDecodeError):
                 check_stored_json(f"event {p} ({s} v{v})", data=data, metadata=metadata)
             if event is None:  # the final flush: blame the last event
-                s, v, p, t = rows[-1][:4]
-                event = RecordedEvent(s, v, p, t, {}, {}, rows[-1][6], rows[-1][7])
+                last = rows[-1]
+                event = RecordedEvent(
+                    last.stream, last.version, last.position, last.type, {}, {}, last.id, last.recorded_at
+                )
             raise HandlerFailed(self._failure(event, exc)) from exc
         finally:
             tables.discard()

@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from esctl.errors import StoreError
+from esctl.events import category_of
 from esctl.projections import catalog
 from esctl.projections.apply import Applier, HandlerFailed, ProjectionFailed
 from esctl.projections.definition import Projection
 from esctl.store import EventStore
+from esctl.store.rows import StoredRow
 from esctl.store.sqlite.failures import classify, database_path
 from esctl.transaction import immediate, rollback
 
@@ -52,7 +54,7 @@ class RunResult:
 
 def read_batch(
     store: EventStore, projection: Projection, after: int, upto: int, limit: int
-) -> tuple[list[tuple], int]:
+) -> tuple[list[StoredRow], int]:
     """Raw rows of the events after `after` up to `upto` that the projection
     handles, and the checkpoint reached once they are applied."""
     categories = projection.categories
@@ -67,10 +69,10 @@ def read_batch(
         )
     )
     # A short batch reached `upto`; a full one stopped at its last row.
-    reached = rows[-1][2] if len(rows) >= limit else upto
+    reached = rows[-1].position if len(rows) >= limit else upto
     if categories and len(categories) > 1:
         wanted = set(categories)
-        rows = [r for r in rows if r[0].partition("-")[0] in wanted]
+        rows = [r for r in rows if category_of(r.stream) in wanted]
     return rows, reached
 
 

@@ -19,6 +19,7 @@ from esctl.errors import InvalidInput, NotFound, StoreOutdated, StoreReadOnly
 from esctl.events import ANY, ExpectedVersion, NewEvent, RecordedEvent, check_stream, parse_expected_version
 from esctl.ids import CANONICAL_ID
 from esctl.store.natural import natural_key
+from esctl.store.rows import StoredRow
 from esctl.store.sqlite import compat, migrations, schema
 from esctl.store.sqlite.failures import classify, translate, translated
 from esctl.store.sqlite.snapshots import Snapshots
@@ -528,7 +529,7 @@ class EventStore:
         rows: Iterator[tuple] = heapq.merge(*ranges, key=_position)
         if limit is not None and limit >= 0:  # SQLite's LIMIT -1: no limit
             rows = itertools.islice(rows, limit)
-        return rows if raw else (decode(row) for row in rows)
+        return map(StoredRow._make, rows) if raw else (decode(row) for row in rows)
 
     def _types_are_fewer(self, types: list[str], category: str) -> bool:
         """Whether the events of these types are fewer than those of the category."""
@@ -547,7 +548,7 @@ class EventStore:
         cursor = self.conn.execute(sql, params)
         cursor.arraysize = 1000
         if raw:
-            return _rows(cursor, self.path)
+            return _stored_rows(cursor, self.path)
         return (decode(row) for row in _rows(cursor, self.path))
 
     @_reading
@@ -653,10 +654,21 @@ def _natural_summary(row: tuple) -> tuple[tuple[object, ...], str]:
     return natural_key(str(row[0]))  # str(): a foreign writer may have stored bytes
 
 
+def _stored_rows(cursor: sqlite3.Cursor, path: str) -> Iterator[StoredRow]:
+    make = StoredRow._make
+    for batch in _batches(cursor, path):
+        yield from map(make, batch)
+
+
 def _rows(cursor: sqlite3.Cursor, path: str) -> Iterator[tuple]:
+    for batch in _batches(cursor, path):
+        yield from batch
+
+
+def _batches(cursor: sqlite3.Cursor, path: str) -> Iterator[list[tuple]]:
     try:
         while batch := cursor.fetchmany():
-            yield from batch
+            yield batch
     except sqlite3.Error as exc:
         raise classify(exc, path) or exc from None
     finally:
