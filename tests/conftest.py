@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -48,6 +49,21 @@ def cli(db: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., object]:
         return runner.invoke(app, ["--db", str(db_path or db), *args], input=input)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL server's URL (tests/postgres.py): skipped, with the reason,
+    only where no PostgreSQL is installed."""
+    from tests import postgres
+
+    if not os.environ.get(postgres.URL_ENV) and postgres.binaries() is None:
+        reason = "no PostgreSQL installed: set ESCTL_TEST_POSTGRES_URL or install PostgreSQL"
+        if os.environ.get(postgres.REQUIRED_ENV):  # CI: these tests must run
+            pytest.fail(reason)
+        pytest.skip(reason)
+    with postgres.server_url() as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,79 @@
+"""A PostgreSQL server for the tests: ESCTL_TEST_POSTGRES_URL when it is set,
+else a throwaway one started from the installed binaries (initdb and pg_ctl into
+a temporary directory, as the `postgres` user when the tests run as root, which
+PostgreSQL refuses to run as), listening on a Unix socket in that directory only.
+Tests that need it skip, naming the reason, only where no PostgreSQL is installed;
+under `.ci/run` (ESCTL_REQUIRE_POSTGRES=1) they fail instead."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+URL_ENV = "ESCTL_TEST_POSTGRES_URL"
+REQUIRED_ENV = "ESCTL_REQUIRE_POSTGRES"  # set by .ci/run: fail instead of skipping
+PORT = 54329  # the socket lives in a directory of its own, so the port never clashes
+
+
+def binaries() -> Path | None:
+    """The directory holding initdb and pg_ctl, or None."""
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).resolve().parent
+    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (candidate / "initdb").exists():
+            return candidate
+    return None
+
+
+def _as_server_user(cmd: list[str]) -> list[str]:
+    if os.geteuid() != 0:
+        return cmd
+    return ["runuser", "-u", "postgres", "--", *cmd]
+
+
+@contextlib.contextmanager
+def throwaway_server() -> Iterator[str]:
+    """Start a server, yield its libpq URL, stop it and remove its files."""
+    bin_dir = binaries()
+    if bin_dir is None:
+        raise FileNotFoundError("no PostgreSQL installed (initdb not found)")
+    root = Path(tempfile.mkdtemp(prefix="esctl-pg-"))
+    data, socket_dir = root / "data", root / "socket"
+    socket_dir.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        shutil.chown(socket_dir, "postgres")
+        root.chmod(0o755)
+    run = lambda *cmd: subprocess.run(_as_server_user(list(cmd)), check=True, capture_output=True)  # noqa: E731
+    try:
+        run(
+            str(bin_dir / "initdb"), "-D", str(data), "-U", "esctl", "--auth=trust", "-E", "UTF8", "--no-sync"
+        )
+        options = f"-k {socket_dir} -p {PORT} -c listen_addresses='' -c fsync=off"
+        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start")
+        try:
+            yield f"postgresql://esctl@/postgres?host={socket_dir}&port={PORT}"
+        finally:
+            subprocess.run(
+                _as_server_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+                capture_output=True,
+            )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def server_url() -> Iterator[str]:
+    """ESCTL_TEST_POSTGRES_URL, else a throwaway server's URL."""
+    given = os.environ.get(URL_ENV)
+    if given:
+        yield given
+        return
+    with throwaway_server() as url:
+        yield url
