@@ -51,6 +51,19 @@ def cli(db: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., object]:
     return run
 
 
+@pytest.fixture
+def old(tmp_path: Path) -> Path:
+    """A copy of the schema-1 store made by the release before schema 2
+    (tests/fixtures/README.md)."""
+    import shutil
+
+    from tests.helpers import FIXTURES
+
+    path = tmp_path / "old.db"
+    shutil.copy(FIXTURES / "schema1.db", path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL server's URL (tests/postgres.py): skipped, with the reason,

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+FIXTURES = Path(__file__).parent / "fixtures"
+
 # Seconds a test waits for another process before it fails: a net against hangs
 # only. Every wait is for a condition (a file, a line, an exit), never for time to
 # pass, so no result depends on this number.

@@ -4,7 +4,6 @@ store of 100,000 events, and an upgrade killed before it commits."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -19,17 +18,7 @@ from esctl.store import EventStore
 from esctl.store.sqlite import migrations
 from esctl.store.sqlite.migrations import m0001_events
 from esctl.store.sqlite.schema import APPLICATION_ID, SCHEMA_VERSION
-from tests.helpers import HANG, derived, file_digest
-
-FIXTURES = Path(__file__).parent / "fixtures"
-
-
-@pytest.fixture
-def old(tmp_path: Path) -> Path:
-    """A copy of the schema-1 store made by the release before schema 2."""
-    path = tmp_path / "old.db"
-    shutil.copy(FIXTURES / "schema1.db", path)
-    return path
+from tests.helpers import FIXTURES, HANG, derived, file_digest
 
 
 def export(path: Path) -> bytes:

@@ -284,14 +284,9 @@ def test_a_failed_import_into_an_empty_store_leaves_it_empty_with_its_indexes(st
     assert _indexes(db) == before
 
 
-def test_a_store_on_a_connection_of_your_own_keeps_its_triggers_after_migrate(tmp_path):
-    import shutil
-    from pathlib import Path
-
-    path = tmp_path / "old.db"
-    shutil.copy(Path(__file__).parent / "fixtures" / "schema1.db", path)
-    conn = sqlite3.connect(path, isolation_level=None)
-    EventStore(str(path), conn).migrate(backup=False)
+def test_a_store_on_a_connection_of_your_own_keeps_its_triggers_after_migrate(old):
+    conn = sqlite3.connect(old, isolation_level=None)
+    EventStore(str(old), conn).migrate(backup=False)
     with pytest.raises(sqlite3.IntegrityError):  # a gap: the trigger still refuses it
         conn.execute(
             "INSERT INTO events (position, stream, version, type, data, metadata, id, recorded_at)"

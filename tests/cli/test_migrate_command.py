@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 from esctl.store.sqlite.schema import SCHEMA_VERSION
-from tests.helpers import file_digest
-
-FIXTURES = Path(__file__).parent.parent / "fixtures"
-
-
-@pytest.fixture
-def old(tmp_path: Path) -> Path:
-    path = tmp_path / "old.db"
-    shutil.copy(FIXTURES / "schema1.db", path)
-    return path
+from tests.helpers import FIXTURES, file_digest
 
 
 def outdated_note(path: Path) -> str:
@@ -107,3 +97,44 @@ def test_migrate_a_missing_store_is_not_found(cli, tmp_path):
     result = cli("migrate", db_path=tmp_path / "none.db")
     assert (result.exit_code, result.stdout) == (4, "")
     assert result.stderr.startswith("esctl: error: no event store at")
+
+
+def test_ctrl_c_during_migrate_exits_130_and_leaves_schema_1(old, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from esctl.store import EventStore
+    from esctl.store.sqlite import migrations
+    from tests.helpers import HANG
+
+    fifo = tmp_path / "barrier"
+    os.mkfifo(fifo)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "esctl", "--db", str(old), "migrate", "--no-backup"],
+        env=dict(os.environ, **{migrations.BARRIER_ENV: str(fifo)}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        with open(fifo) as barrier:  # every step has run; the commit has not
+            assert barrier.readline() == f"{SCHEMA_VERSION}\n"
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=HANG)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert (child.returncode, out, err.count(b"\n") <= 1) == (130, b"", True)
+    with EventStore.open(old) as store:
+        assert store.schema_version == 1
+    assert export_of(old) == (FIXTURES / "schema1.ndjson").read_bytes()
+
+
+def export_of(path: Path) -> bytes:
+    from esctl.ndjson import envelope_line
+    from esctl.store import EventStore
+
+    with EventStore.open(path) as store:
+        return b"".join(envelope_line(row) for row in store.read_all(raw=True))
