@@ -57,3 +57,12 @@ def derived(conn: sqlite3.Connection) -> tuple[list, list]:
         ).fetchall(),
     )
     return kept, computed
+
+
+def exported(path: Path) -> bytes:
+    """The store's events as `esctl export` writes them."""
+    from esctl.ndjson import envelope_line
+    from esctl.store import EventStore
+
+    with EventStore.open(path) as store:
+        return b"".join(envelope_line(row) for row in store.read_all(raw=True))

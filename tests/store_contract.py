@@ -333,10 +333,10 @@ class StoreInterfaceContract:
                 ("", ev("s-1", "B", recorded_at="2026-01-03T00:00:00.000000Z")),
             ]
         )
-        assert store.first_version("s-1", of_type="B") == 2
-        assert store.first_version("s-1", of_type="C") is None
-        assert store.first_version("s-1", recorded_after="2026-01-02T00:00:00.000000Z") == 3
-        assert store.first_version("s-1", recorded_after="2026-01-03T00:00:00.000000Z") is None
+        assert store.first_version_of_type("s-1", "B") == 2
+        assert store.first_version_of_type("s-1", "C") is None
+        assert store.first_version_after("s-1", "2026-01-02T00:00:00.000000Z") == 3
+        assert store.first_version_after("s-1", "2026-01-03T00:00:00.000000Z") is None
 
     def test_stream_names_by_prefix_in_order(self, store):
         for name in ("order-2", "order-10", "user-1", "order-1"):

@@ -18,14 +18,7 @@ from esctl.store import EventStore
 from esctl.store.sqlite import migrations
 from esctl.store.sqlite.migrations import m0001_events
 from esctl.store.sqlite.schema import APPLICATION_ID, SCHEMA_VERSION
-from tests.helpers import FIXTURES, HANG, derived, file_digest
-
-
-def export(path: Path) -> bytes:
-    from esctl.ndjson import envelope_line
-
-    with EventStore.open(path) as store:
-        return b"".join(envelope_line(row) for row in store.read_all(raw=True))
+from tests.helpers import FIXTURES, HANG, derived, exported, file_digest
 
 
 def esctl_objects(path: Path) -> list[tuple[str, str, str]]:
@@ -53,7 +46,7 @@ def test_a_schema_1_store_reads_as_before_and_refuses_writes(old):
     before = file_digest(old)
     with EventStore.open(old) as store:
         assert store.outdated and store.schema_version == 1
-        assert export(old) == (FIXTURES / "schema1.ndjson").read_bytes()
+        assert exported(old) == (FIXTURES / "schema1.ndjson").read_bytes()
         info = store.info()
         assert (info["schema_version"], info["events"], info["streams"]) == (1, 21, 9)
         assert info["categories"] == {"account": 13, "order": 7, "note": 1}
@@ -85,10 +78,10 @@ def test_upgrading_the_fixture_keeps_every_event_and_makes_the_schema_of_a_new_s
         assert store.info()["types"]["Noted"] == 1
     backup = Path(doc["backup"])
     assert backup == tmp_path / "old.db.schema1.bak"
-    assert export(backup) == (FIXTURES / "schema1.ndjson").read_bytes()
+    assert exported(backup) == (FIXTURES / "schema1.ndjson").read_bytes()
     with EventStore.open(backup) as copy:
         assert copy.schema_version == 1
-    assert export(old).startswith((FIXTURES / "schema1.ndjson").read_bytes())
+    assert exported(old).startswith((FIXTURES / "schema1.ndjson").read_bytes())
     conn = sqlite3.connect(old)
     kept, computed = derived(conn)
     assert kept == computed
@@ -173,7 +166,7 @@ def test_upgrading_a_store_of_100k_events(tmp_path):
 def test_an_upgrade_killed_before_it_commits_leaves_the_store_at_schema_1_and_whole(tmp_path):
     path = tmp_path / "big.db"
     schema_1_store(path, 20_000)
-    before = export(path)
+    before = exported(path)
     fifo = tmp_path / "barrier"
     os.mkfifo(fifo)
     env = dict(os.environ, **{migrations.BARRIER_ENV: str(fifo)})
@@ -196,7 +189,7 @@ def test_an_upgrade_killed_before_it_commits_leaves_the_store_at_schema_1_and_wh
             child.wait()
     with EventStore.open(path) as store:
         assert store.schema_version == 1
-    assert export(path) == before
+    assert exported(path) == before
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'streams'").fetchone()[0] == 0
@@ -205,5 +198,5 @@ def test_an_upgrade_killed_before_it_commits_leaves_the_store_at_schema_1_and_wh
     with EventStore.open(path) as store:
         doc = store.migrate()
     assert doc["backup"] == str(path) + ".schema1.bak"
-    assert export(Path(doc["backup"])) == before
-    assert export(path) == before
+    assert exported(Path(doc["backup"])) == before
+    assert exported(path) == before

@@ -46,11 +46,11 @@ def resolve_target(
     target = version_or_head(store, stream, to_version)
     if as_of is not None:
         # Versions form a prefix: stop before the first event recorded after the instant.
-        after = store.first_version(stream, recorded_after=parse_timestamp(as_of))
+        after = store.first_version_after(stream, parse_timestamp(as_of))
         if after is not None:
             target = min(target, after - 1)
     if until_type is not None:
-        first = store.first_version(stream, of_type=until_type)
+        first = store.first_version_of_type(stream, until_type)
         if first is not None:
             target = min(target, first - 1)
         elif note is not None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from esctl.store.sqlite.schema import SCHEMA_VERSION
-from tests.helpers import FIXTURES, file_digest
+from tests.helpers import FIXTURES, exported, file_digest
 
 
 def outdated_note(path: Path) -> str:
@@ -129,12 +129,4 @@ def test_ctrl_c_during_migrate_exits_130_and_leaves_schema_1(old, tmp_path):
     assert (child.returncode, out, err.count(b"\n") <= 1) == (130, b"", True)
     with EventStore.open(old) as store:
         assert store.schema_version == 1
-    assert export_of(old) == (FIXTURES / "schema1.ndjson").read_bytes()
-
-
-def export_of(path: Path) -> bytes:
-    from esctl.ndjson import envelope_line
-    from esctl.store import EventStore
-
-    with EventStore.open(path) as store:
-        return b"".join(envelope_line(row) for row in store.read_all(raw=True))
+    assert exported(old) == (FIXTURES / "schema1.ndjson").read_bytes()

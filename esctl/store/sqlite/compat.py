@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 
 from esctl.store.sqlite.migrations import register_functions
+from esctl.store.sqlite.migrations.steps import run_script
 
 _VIEWS = """
 CREATE TEMP VIEW IF NOT EXISTS streams AS
@@ -25,8 +26,7 @@ CREATE TEMP VIEW IF NOT EXISTS esctl_counts AS
 def install(conn: sqlite3.Connection) -> None:
     """Views for a schema-1 store (on a connection with esctl's SQL functions)."""
     register_functions(conn)
-    for statement in _VIEWS.strip().split(";\n"):
-        conn.execute(statement)
+    run_script(conn, _VIEWS)
 
 
 def remove(conn: sqlite3.Connection) -> None:

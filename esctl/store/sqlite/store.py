@@ -435,17 +435,16 @@ class EventStore:
         return self._select(sql, params, limit, raw)
 
     @_reading
-    def first_version(
-        self, stream: str, *, of_type: str | None = None, recorded_after: str | None = None
-    ) -> int | None:
-        """The stream's lowest version of type `of_type`, or recorded after the
-        instant `recorded_after` (recorded_at form); None when it has none."""
-        if (of_type is None) == (recorded_after is None):
-            raise ValueError("give of_type or recorded_after")
-        column, value = ("type", of_type) if of_type is not None else ("recorded_at", recorded_after)
-        op = "=" if of_type is not None else ">"
-        sql = f"SELECT min(version) FROM events WHERE stream = ? AND {column} {op} ?"
-        return self.conn.execute(sql, (stream, value)).fetchone()[0]
+    def first_version_of_type(self, stream: str, event_type: str) -> int | None:
+        """The stream's lowest version of type `event_type`; None when it has none."""
+        sql = "SELECT min(version) FROM events WHERE stream = ? AND type = ?"
+        return self.conn.execute(sql, (stream, event_type)).fetchone()[0]
+
+    @_reading
+    def first_version_after(self, stream: str, instant: str) -> int | None:
+        """The stream's lowest version recorded after `instant` (recorded_at form)."""
+        sql = "SELECT min(version) FROM events WHERE stream = ? AND recorded_at > ?"
+        return self.conn.execute(sql, (stream, instant)).fetchone()[0]
 
     @_reading
     def stream_names(self, prefix: str = "", limit: int | None = None) -> list[str]:
