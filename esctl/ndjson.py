@@ -10,7 +10,7 @@ from orjson import OPT_APPEND_NEWLINE, Fragment, JSONDecodeError, dumps, loads
 from esctl import codec
 from esctl.errors import InvalidInput
 from esctl.events import MAX_EVENT_BYTES, NewEvent, envelope_from_dict
-from esctl.store.sqlite.failures import check_stored_json
+from esctl.store.rows import check_stored_json
 
 BOM = b"\xef\xbb\xbf"
 # A line may spell its event in up to 6 bytes a character (\u00e9); the exact

@@ -229,6 +229,17 @@ class StoreContract:
         store.import_events([("", ev("s-1", recorded_at=stamp))])
         assert next(store.read_stream("s-1")).recorded_at == stamp
 
+    def test_the_stream_version_cache_is_only_trimmed_between_chunks(self, store, monkeypatch):
+        # With a tiny cache bound, a chunk that touches many streams twice must still
+        # number every stream's second event 2.
+        from esctl.store import writing
+
+        monkeypatch.setattr(writing, "_MAX_CACHED_STREAMS", 3)
+        events = [("", NewEvent(f"s-{i % 10}", "T")) for i in range(40)]
+        summary = store.import_events(events)
+        assert summary.imported == 40
+        assert [store.stream_version(f"s-{i}") for i in range(10)] == [4] * 10
+
     # --- listing -------------------------------------------------------------------
 
     def test_streams_sort_numbers_in_names_as_numbers_and_take_a_limit(self, store):

@@ -125,18 +125,6 @@ def test_an_empty_file_becomes_a_store_on_write(db):
         assert s.head_position() == 0
 
 
-def test_the_stream_version_cache_is_only_trimmed_between_chunks(store, monkeypatch):
-    # With a tiny cache bound, a chunk that touches many streams twice must still
-    # number every stream's second event 2.
-    from esctl.store.sqlite import writer
-
-    monkeypatch.setattr(writer, "_MAX_CACHED_STREAMS", 3)
-    events = [("", NewEvent(f"s-{i % 10}", "T")) for i in range(40)]
-    summary = store.import_events(events)
-    assert summary.imported == 40
-    assert [store.stream_version(f"s-{i}") for i in range(10)] == [4] * 10
-
-
 def test_a_store_held_by_another_writer_is_reported_as_busy(store, db):
     blocker = sqlite3.connect(db, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")  # another process's long import, say

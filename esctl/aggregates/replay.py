@@ -36,8 +36,7 @@ from esctl.errors import EsctlError
 from esctl.events import RecordedEvent
 from esctl.fingerprint import fingerprint
 from esctl.store import EventStore
-from esctl.store.rows import StoredRow  # what read_stream(raw=True) yields
-from esctl.store.sqlite.failures import check_stored_json
+from esctl.store.rows import StoredRow, check_stored_json  # StoredRow: what read_stream(raw=True) yields
 from esctl.store.sqlite.snapshots import Snapshot
 from esctl.usercode import where
 

@@ -15,8 +15,8 @@ from esctl.events import ENVELOPE_KEYS, RecordedEvent
 from esctl.projections.catalog import Guard
 from esctl.projections.definition import Projection
 from esctl.projections.tables import Tables
-from esctl.store.rows import StoredRow
-from esctl.store.sqlite.failures import check_stored_json, classify
+from esctl.store.rows import StoredRow, check_stored_json
+from esctl.store.sqlite.failures import classify
 from esctl.usercode import where
 
 

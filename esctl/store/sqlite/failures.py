@@ -123,19 +123,3 @@ def cannot_open(path: str | None, exc: BaseException) -> str:
     if reason is not None:
         return f"{reason}: cannot write {path}"
     return f"cannot open {path}: {exc}"
-
-
-def check_stored_json(where: str, **texts: object) -> None:
-    """Raise StoreDamaged when a stored column (data, metadata) is not JSON: a row
-    written around esctl. Called once something failed to decode."""
-    import orjson
-
-    from esctl.errors import shown
-
-    for column, text in texts.items():
-        try:
-            orjson.loads(text)  # type: ignore[arg-type]
-        except (orjson.JSONDecodeError, TypeError):
-            raise StoreDamaged(
-                f"the store is damaged: {where} has {column} that is not JSON: {shown(text, 40)}"
-            ) from None

@@ -24,7 +24,8 @@ from esctl.store.sqlite import compat, migrations, schema
 from esctl.store.sqlite.failures import classify, translate, translated
 from esctl.store.sqlite.snapshots import Snapshots
 from esctl.store.sqlite.triggers import disable_triggers
-from esctl.store.sqlite.writer import HEAD_POSITION, SELECT_EVENT, STREAM_VERSION, Writer, decode
+from esctl.store.sqlite.writer import HEAD_POSITION, SELECT_EVENT, STREAM_VERSION, Writer
+from esctl.store.writing import decode
 from esctl.transaction import begin_immediate, rollback
 
 T = TypeVar("T")
