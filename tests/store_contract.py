@@ -240,6 +240,18 @@ class StoreContract:
         assert summary.imported == 40
         assert [store.stream_version(f"s-{i}") for i in range(10)] == [4] * 10
 
+    @pytest.mark.parametrize("set_limit", [100_000, 2])
+    def test_streams_touched_are_counted_the_same_past_the_in_memory_limit(
+        self, store, monkeypatch, set_limit
+    ):
+        from esctl.store import base
+
+        monkeypatch.setattr(base, "_MAX_STREAM_SET", set_limit)
+        store.append("x-1", [NewEvent("x-1", "T")])  # before the import: not counted
+        events = [("", NewEvent(f"s-{i % 5}", "T")) for i in range(23)]
+        summary = store.import_events(events, batch_size=4)
+        assert (summary.imported, summary.streams) == (23, 5)
+
     # --- listing -------------------------------------------------------------------
 
     def test_streams_sort_numbers_in_names_as_numbers_and_take_a_limit(self, store):

@@ -138,17 +138,6 @@ def test_a_store_held_by_another_writer_is_reported_as_busy(store, db):
     assert store.head_position() == 1
 
 
-@pytest.mark.parametrize("set_limit", [100_000, 2])
-def test_streams_touched_are_counted_the_same_past_the_in_memory_limit(store, monkeypatch, set_limit):
-    from esctl.store.sqlite import store as sqlite_store
-
-    monkeypatch.setattr(sqlite_store, "_MAX_STREAM_SET", set_limit)
-    store.append("x-1", [NewEvent("x-1", "T")])  # before the import: not counted
-    events = [("", NewEvent(f"s-{i % 5}", "T")) for i in range(23)]
-    summary = store.import_events(events, batch_size=4)
-    assert (summary.imported, summary.streams) == (23, 5)
-
-
 @pytest.mark.parametrize(
     "sql",
     [
@@ -251,7 +240,7 @@ def _indexes(db) -> list[str]:
 
 
 def test_an_import_into_an_empty_store_builds_its_indexes_once_and_keeps_them(store, db, monkeypatch):
-    from esctl.store.sqlite import store as backend
+    from esctl.store import base as backend
 
     monkeypatch.setattr(backend, "CHUNK", 10)  # several chunks, a repeated id across two
     before = _indexes(db)

@@ -16,7 +16,8 @@ from esctl.aggregates.plain import to_plain
 from esctl.aggregates.replay import Replayed, Replayer, Step
 from esctl.aggregates.upcasting import Upcasters, upcaster
 from esctl.errors import CommandRejected
-from esctl.store.sqlite.snapshots import Snapshot, Snapshots
+from esctl.store.snapshot import Snapshot
+from esctl.store.sqlite.snapshots import Snapshots
 
 __all__ = [
     "Aggregate",

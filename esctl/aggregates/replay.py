@@ -37,7 +37,7 @@ from esctl.events import RecordedEvent
 from esctl.fingerprint import fingerprint
 from esctl.store import EventStore
 from esctl.store.rows import StoredRow, check_stored_json  # StoredRow: what read_stream(raw=True) yields
-from esctl.store.sqlite.snapshots import Snapshot
+from esctl.store.snapshot import Snapshot
 from esctl.usercode import where
 
 SNAPSHOT_FORMAT = "esctl-snapshot-1"  # part of the fingerprint: bump when the snapshot encoding changes

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from esctl.events import ExpectedVersion, NewEvent
-    from esctl.store.sqlite.snapshots import Snapshot
-    from esctl.store.sqlite.store import AppendResult, ImportSummary, StreamSummary
+    from esctl.store.results import AppendResult, ImportSummary, StreamSummary
+    from esctl.store.snapshot import Snapshot
 
 
 @runtime_checkable

@@ -68,6 +68,13 @@ class ChunkWriter:
     def _stored(self, event_id: str) -> RecordedEvent | None:
         raise NotImplementedError
 
+    def defer_indexes(self) -> None:
+        """Into an empty store, in one transaction: drop the indexes that the write
+        path does not read, for `rebuild_deferred_indexes` to build once, sorted."""
+
+    def rebuild_deferred_indexes(self) -> None:
+        pass
+
     # --- shared ---------------------------------------------------------------------------
 
     def version(self, stream: str) -> int:

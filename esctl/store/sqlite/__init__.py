@@ -1,5 +1,6 @@
 """The SQLite backend: one file, WAL, its guarantees in its schema."""
 
-from esctl.store.sqlite.store import AppendResult, EventStore, ImportSummary, StreamSummary
+from esctl.store.results import AppendResult, ImportSummary, StreamSummary
+from esctl.store.sqlite.store import EventStore
 
 __all__ = ["AppendResult", "EventStore", "ImportSummary", "StreamSummary"]

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from dataclasses import dataclass
-from typing import Any
 
 from esctl.errors import StoreError
 from esctl.events import utc_now
+from esctl.store.snapshot import STALE_AFTER, Snapshot
 from esctl.transaction import immediate
 
 TABLE = "esctl_snapshots"
-STALE_AFTER = 7 * 24 * 3600  # seconds without a new snapshot by some code before its rows go
 
 DDL = f"""
 CREATE TABLE IF NOT EXISTS {TABLE} (
@@ -41,29 +39,6 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
 
 # The table's columns in Snapshot's field order.
 _COLUMNS = "stream, version, aggregate, fingerprint, state, created_at"
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    stream: str
-    version: int
-    aggregate: str
-    fingerprint: str
-    state: str  # encoded; decode with statecodec.loads
-    created_at: str
-
-    def to_dict(self, current_fingerprint: str | None = None) -> dict[str, Any]:
-        doc: dict[str, Any] = {
-            "stream": self.stream,
-            "version": self.version,
-            "aggregate": self.aggregate,
-            "fingerprint": self.fingerprint,
-            "bytes": len(self.state.encode()),
-            "created_at": self.created_at,
-        }
-        if current_fingerprint is not None:
-            doc["valid"] = self.fingerprint == current_fingerprint
-        return doc
 
 
 class Snapshots:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import gc
 import heapq
 import itertools
 import json
@@ -12,13 +11,13 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from esctl.errors import InvalidInput, NotFound, StoreOutdated, StoreReadOnly
-from esctl.events import ANY, ExpectedVersion, NewEvent, RecordedEvent, check_stream, parse_expected_version
-from esctl.ids import CANONICAL_ID
+from esctl.errors import NotFound, StoreOutdated, StoreReadOnly
+from esctl.events import check_stream
+from esctl.store.base import Appending
 from esctl.store.natural import natural_key
+from esctl.store.results import AppendResult, ImportSummary, StreamSummary
 from esctl.store.rows import StoredRow
 from esctl.store.sqlite import compat, migrations, schema
 from esctl.store.sqlite.failures import classify, translate, translated
@@ -30,8 +29,6 @@ from esctl.transaction import begin_immediate, rollback
 
 T = TypeVar("T")
 
-CHUNK = 5_000  # events per executemany inside an import
-_MAX_STREAM_SET = 100_000
 _LAST_CHAR = "\U0010ffff"  # above every character a name can hold
 
 
@@ -46,61 +43,7 @@ def _reading(method: Callable[..., T]) -> Callable[..., T]:
     return read
 
 
-@dataclass(slots=True)
-class ImportSummary:
-    imported: int = 0
-    duplicates: int = 0
-    streams: int = 0
-    first_position: int | None = None
-    last_position: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "imported": self.imported,
-            "duplicates": self.duplicates,
-            "streams": self.streams,
-            "first_position": self.first_position,
-            "last_position": self.last_position,
-        }
-
-
-@dataclass(slots=True)
-class StreamSummary:
-    stream: str
-    category: str
-    version: int
-    first_recorded_at: str
-    last_recorded_at: str
-    last_position: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "stream": self.stream,
-            "category": self.category,
-            "version": self.version,
-            "first_recorded_at": self.first_recorded_at,
-            "last_recorded_at": self.last_recorded_at,
-            "last_position": self.last_position,
-        }
-
-
-@dataclass(slots=True)
-class AppendResult:
-    """What `append` did: the events stored (or already stored, for duplicates),
-    in the order given, decoded when first asked for."""
-
-    outcomes: list[Any] = field(default_factory=list)  # rows written, or RecordedEvents
-    duplicates: int = 0
-    _events: list[RecordedEvent] | None = None
-
-    @property
-    def events(self) -> list[RecordedEvent]:
-        if self._events is None:
-            self._events = [o if isinstance(o, RecordedEvent) else decode(o) for o in self.outcomes]
-        return self._events
-
-
-class EventStore:
+class EventStore(Appending):
     """An event store in one SQLite file.
 
     `EventStore.open(path)` opens an existing store; `create=True` creates it.
@@ -170,6 +113,9 @@ class EventStore:
         self._writable()
         return Writer(self.conn, tracks=self._triggers_off)
 
+    def _translate(self, exc: BaseException) -> BaseException:
+        return translate(exc, self.path)
+
     def close(self, *, discard_if_new_and_empty: bool = False) -> None:
         """Close the connection. With `discard_if_new_and_empty`, a store that this
         open created and that holds no event is removed with its -wal and -shm (a
@@ -192,144 +138,6 @@ class EventStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # --- writing ------------------------------------------------------------------
-
-    def append(
-        self,
-        stream: str,
-        events: Iterable[NewEvent],
-        expected_version: ExpectedVersion | str = ANY,
-    ) -> AppendResult:
-        """Append events to one stream atomically. `expected_version` (any, no-stream,
-        exists or N) is checked before the first of them; each event's own
-        `expected_version` is checked too."""
-        check_stream(stream)
-        expected = parse_expected_version(expected_version)
-        batch = []
-        for index, event in enumerate(events):
-            if event.stream != stream:
-                raise InvalidInput(f"event {index + 1} is for stream {event.stream!r}, not {stream!r}")
-            wanted = (
-                expected
-                if index == 0 and expected is not ANY
-                else parse_expected_version(event.expected_version)
-            )
-            if wanted is not event.expected_version or not _canonical_or_none(event.id):
-                event = replace(event, expected_version=wanted)  # a copy: the caller's stays as given
-            batch.append(("", event))
-        writer = self._writer()
-        try:
-            writer.begin()
-            written = writer.write(batch)
-            writer.commit()
-        except BaseException as exc:
-            writer.rollback()
-            error = translate(exc, self.path)
-            if error is exc:
-                raise
-            raise error from None
-        return AppendResult(written.outcomes, written.duplicates)
-
-    def import_events(
-        self,
-        events: Iterable[tuple[str, NewEvent]],
-        *,
-        batch_size: int | None = None,
-        progress: Callable[[int], None] | None = None,
-    ) -> ImportSummary:
-        """Import (location, event) pairs, e.g. from `esctl.ndjson.read_envelopes`.
-        Atomic unless `batch_size` is given: then a commit follows every
-        `batch_size` events, and a failure keeps the batches committed before it.
-
-        Python's cyclic garbage collector is paused meanwhile (as Mercurial does
-        around its parsers): an import makes millions of short-lived objects without
-        cycles, which reference counting frees, and the collector's passes over
-        them cost about a tenth of an import."""
-        with _collector_paused():
-            return self._import(events, batch_size, progress)
-
-    def _import(
-        self,
-        events: Iterable[tuple[str, NewEvent]],
-        batch_size: int | None,
-        progress: Callable[[int], None] | None,
-    ) -> ImportSummary:
-        summary = ImportSummary()
-        committed = ImportSummary()  # as of the last commit, for the error note
-        last_where = ""
-        # Streams touched, for the summary: a set while small; past _MAX_STREAM_SET the
-        # position ranges written (merged while contiguous) are counted in SQL at the
-        # end instead (~1 s per million events), so memory stays bounded.
-        streams: set[str] | None = set()
-        ranges: list[list[int]] = []
-        writer = self._writer()
-        chunk_size = min(CHUNK, batch_size) if batch_size else CHUNK
-        in_batch = 0
-        chunk: list[tuple[str, NewEvent]] = []
-
-        def flush() -> None:
-            nonlocal streams
-            written = writer.write(chunk)
-            summary.duplicates += written.duplicates
-            if written.rows:
-                summary.imported += len(written.rows)
-                if summary.first_position is None:
-                    summary.first_position = written.rows[0][2]
-                summary.last_position = written.rows[-1][2]
-                if streams is not None:
-                    streams.update(row[0] for row in written.rows)
-                    if len(streams) > _MAX_STREAM_SET:
-                        streams = None
-                first, last = written.rows[0][2], written.rows[-1][2]
-                if ranges and ranges[-1][1] == first - 1:
-                    ranges[-1][1] = last
-                else:
-                    ranges.append([first, last])
-            if progress:
-                progress(len(chunk))
-            chunk.clear()
-
-        try:
-            writer.begin()
-            # Not where triggers are on: theirs read (stream, version) for every row.
-            if not batch_size and writer.head == 0 and writer.tracks:
-                writer.defer_indexes()  # into an empty store, in one transaction
-            for item in events:
-                chunk.append(item)
-                in_batch += 1
-                if len(chunk) >= chunk_size or (batch_size and in_batch >= batch_size):
-                    flush()
-                    if batch_size and in_batch >= batch_size:
-                        writer.commit()
-                        committed = replace(summary)
-                        last_where = item[0]
-                        writer.begin()
-                        in_batch = 0
-            if chunk:
-                flush()
-            writer.rebuild_deferred_indexes()
-            writer.commit()
-        except BaseException as exc:
-            writer.rollback()
-            error = translate(exc, self.path)
-            if (
-                batch_size
-                and committed.imported + committed.duplicates
-                and isinstance(error, (Exception, KeyboardInterrupt))
-            ):
-                upto = f" up to {last_where.rstrip(': ')}" if last_where else ""
-                error.add_note(
-                    f"the batches{upto} were committed ({committed.imported} events imported,"
-                    f" {committed.duplicates} duplicates skipped); the failing batch was rolled back."
-                    " Re-running the import skips lines with ids as duplicates; lines without ids"
-                    " would be written twice, so resume after the committed lines instead"
-                )
-            if error is exc:
-                raise
-            raise error from None
-        summary.streams = len(streams) if streams is not None else self._streams_in(ranges)
-        return summary
 
     @_reading
     def _streams_in(self, ranges: list[list[int]]) -> int:
@@ -628,22 +436,6 @@ _SUMMARY = """
     JOIN events AS f ON f.position = s.first_position
     JOIN events AS l ON l.position = s.last_position
 """
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _canonical_or_none(event_id: object) -> bool:
-    """Whether writing an event with this id leaves the id as it is."""
-    return event_id is None or (type(event_id) is str and CANONICAL_ID.fullmatch(event_id) is not None)
 
 
 def _position(row: tuple) -> int:

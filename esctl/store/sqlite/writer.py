@@ -80,7 +80,10 @@ class Writer(ChunkWriter):
         once, sorted, by `rebuild_deferred_indexes` before the commit: what a
         restore into an empty database does (pg_restore too). Inside the
         transaction, so no reader ever sees them missing; the unique index on ids
-        stays, as it finds repeated ids across chunks."""
+        stays, as it finds repeated ids across chunks. Not where triggers are on:
+        theirs read (stream, version) for every row."""
+        if not self.tracks:
+            return
         self._deferred = [
             sql
             for (sql,) in self.conn.execute(
