@@ -79,6 +79,38 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
+BACKENDS = ("sqlite", "postgres")
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest, db: Path) -> Iterator[str]:
+    """A URL for a store that does not exist yet, once per backend: what the
+    contract suites and the CLI tests that touch the store run against. After the
+    test, the streams table and the counters must equal what the events say."""
+    from tests.helpers import derived
+
+    if request.param == "sqlite":
+        yield str(db)
+        if db.exists():
+            import sqlite3
+
+            conn = sqlite3.connect(db)
+            kept, computed = derived(conn)
+            conn.close()
+            assert kept == computed
+        return
+    import psycopg
+
+    from tests import postgres
+
+    with postgres.fresh_schema(request.getfixturevalue("postgres_url")) as url:
+        yield url
+        with psycopg.connect(url) as conn:
+            if conn.execute("SELECT to_regclass('events')").fetchone()[0] is not None:
+                kept, computed = derived(conn)
+                assert kept == computed
+
+
 @pytest.fixture(autouse=True)
 def sigint_handler_restored() -> Iterator[None]:
     """Every test leaves the SIGINT handler as it found it: a test that left SIGINT

@@ -38,7 +38,8 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = HANG) 
 
 
 def derived(conn: sqlite3.Connection) -> tuple[list, list]:
-    """The streams table and the counters, and the same computed from the events."""
+    """The streams table and the counters, and the same computed from the events
+    (SQL that SQLite and PostgreSQL both run; `conn` is either's connection)."""
     kept = (
         conn.execute(
             "SELECT stream, category, version, first_position, last_position FROM streams ORDER BY stream"
@@ -48,12 +49,12 @@ def derived(conn: sqlite3.Connection) -> tuple[list, list]:
     computed = (
         conn.execute(
             "SELECT stream, category, max(version), min(position), max(position)"
-            " FROM events GROUP BY stream ORDER BY stream"
+            " FROM events GROUP BY stream, category ORDER BY stream"
         ).fetchall(),
         conn.execute(
             "SELECT * FROM (SELECT 'category' AS kind, category, count(*) AS n FROM events GROUP BY category"
             " UNION ALL SELECT 'streams', '', count(DISTINCT stream) FROM events"
-            " UNION ALL SELECT 'type', type, count(*) FROM events GROUP BY type) WHERE n > 0 ORDER BY 1, 2"
+            " UNION ALL SELECT 'type', type, count(*) FROM events GROUP BY type) AS d WHERE n > 0 ORDER BY 1, 2"
         ).fetchall(),
     )
     return kept, computed

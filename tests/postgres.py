@@ -8,6 +8,7 @@ under `.ci/run` (ESCTL_REQUIRE_POSTGRES=1) they fail instead."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import subprocess
@@ -77,3 +78,27 @@ def server_url() -> Iterator[str]:
         return
     with throwaway_server() as url:
         yield url
+
+
+_schemas = itertools.count(1)
+
+
+def with_search_path(url: str, schema: str) -> str:
+    """`url` with a libpq option that makes `schema` the connection's only schema."""
+    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+
+
+@contextlib.contextmanager
+def fresh_schema(server: str) -> Iterator[str]:
+    """A URL whose tables live in a new, empty schema of the server's database
+    (cheaper than a database per test); the schema is dropped afterwards."""
+    import psycopg
+
+    name = f"esctl_test_{os.getpid()}_{next(_schemas)}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+    try:
+        yield with_search_path(server, name)
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {name} CASCADE")

@@ -1,0 +1,431 @@
+"""PostgresStore: the event store in a PostgreSQL database (esctl.store.postgres)."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg.types.string import TextLoader
+
+from esctl.errors import NotFound, StoreError, StoreOutdated, StoreReadOnly
+from esctl.events import check_stream
+from esctl.store.base import Appending
+from esctl.store.postgres import migrations
+from esctl.store.postgres.failures import translate, translated
+from esctl.store.postgres.snapshots import Snapshots
+from esctl.store.postgres.writer import SELECT_EVENT, Writer
+from esctl.store.results import StreamSummary
+from esctl.store.rows import StoredRow
+from esctl.store.writing import decode
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = migrations.LATEST
+LOCK_TIMEOUT = "60s"  # as SQLite's busy timeout: then StoreBusy
+_CREATE_LOCK = 0x45534354  # "ESCT": an advisory lock held while creating the schema
+_FIRST_PAGE, _LAST_PAGE = 100, 10_000  # rows per page of a read: small first, for `| head`
+_LAST_CHAR = "\U0010ffff"
+_SUMMARY = """
+    SELECT s.stream, s.category, s.version, f.recorded_at, l.recorded_at, s.last_position
+    FROM streams AS s
+    JOIN events AS f ON f.position = s.first_position
+    JOIN events AS l ON l.position = s.last_position
+"""
+
+
+def _reading(method: Callable[..., T]) -> Callable[..., T]:
+    @functools.wraps(method)
+    def read(self: PostgresStore, *args: Any, **kwargs: Any) -> T:
+        with translated(self.location):
+            return method(self, *args, **kwargs)
+
+    return read
+
+
+def display_url(url: str) -> str:
+    """The URL without its password, as messages and `info` show it."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")
+    user = netloc[0].partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
+
+
+def connect(url: str) -> psycopg.Connection:
+    """A connection in autocommit mode (the store opens its transactions itself),
+    json read back as the text stored, waits for locks bounded by LOCK_TIMEOUT."""
+    try:
+        conn = psycopg.connect(url, autocommit=True)
+    except psycopg.Error as exc:
+        detail = (str(exc).strip().splitlines() or ["no reason given"])[-1]
+        raise StoreError(f"cannot connect to {display_url(url)}: {detail}") from None
+    conn.adapters.register_loader("json", TextLoader)
+    conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
+    return conn
+
+
+class PostgresStore(Appending):
+    """An event store in a PostgreSQL database: `PostgresStore.open(url)`."""
+
+    def __init__(self, url: str, conn: psycopg.Connection, *, created: bool, schema_version: int) -> None:
+        self.path = url  # as given: what opens it again
+        self.location = display_url(url)
+        self.conn = conn
+        self.created = created
+        self.schema_version = schema_version
+        self.read_only = _why_read_only(conn)
+        self.snapshots = Snapshots(conn)
+        self._listener: psycopg.Connection | None = None
+
+    @classmethod
+    def open(cls, url: str, *, create: bool = False) -> PostgresStore:
+        conn = connect(url)
+        try:
+            with translated(display_url(url)):
+                version = _schema_version(conn)
+                created = False
+                if version is None:
+                    if not create:
+                        raise NotFound(f"no event store in {display_url(url)} (esctl init creates one)")
+                    version, created = _create(conn, url)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(url, conn, created=created, schema_version=version)
+
+    @property
+    def outdated(self) -> bool:
+        return self.schema_version < SCHEMA_VERSION
+
+    def _writer(self) -> Writer:
+        if self.read_only is not None:
+            raise StoreReadOnly(f"{self.read_only}: cannot write {self.location}")
+        if self.outdated:
+            raise StoreOutdated(f"{self.location} has schema {self.schema_version}: run 'esctl migrate'")
+        return Writer(self.conn)
+
+    def _translate(self, exc: BaseException) -> BaseException:
+        return translate(exc, self.location)
+
+    def close(self, *, discard_if_new_and_empty: bool = False) -> None:
+        """Close the connections. A database's tables are never dropped: an empty
+        store in a shared database is left for `esctl init` to find."""
+        for conn in (self.conn, self._listener):
+            if conn is not None:
+                conn.close()
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @_reading
+    def _streams_in(self, ranges: list[list[int]]) -> int:
+        if not ranges:
+            return 0
+        sql = (
+            "SELECT count(DISTINCT e.stream) FROM unnest(%s::bigint[], %s::bigint[]) AS r(lo, hi)"
+            " JOIN events AS e ON e.position BETWEEN r.lo AND r.hi"
+        )
+        return self.conn.execute(sql, ([lo for lo, _ in ranges], [hi for _, hi in ranges])).fetchone()[0]
+
+    def migrate(self, *, backup: bool = True) -> dict[str, Any]:
+        """Run the schema steps this store has not had, in one transaction. There
+        is no file to copy: back a server up with its own tools (pg_dump)."""
+        started = time.monotonic()
+        doc: dict[str, Any] = {"path": self.location, "from_schema": self.schema_version}
+        steps: list[migrations.Step] = []
+        if self.schema_version < SCHEMA_VERSION:
+            with translated(self.location), self.conn.transaction():
+                self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CREATE_LOCK,))
+                version = _schema_version(self.conn) or 0
+                steps = migrations.upgrade(self.conn, version)
+            doc["from_schema"] = version
+            self.schema_version = SCHEMA_VERSION
+        info = self.info()
+        return doc | {
+            "to_schema": SCHEMA_VERSION,
+            "steps": [step.to_dict() for step in steps],
+            "backup": None,
+            "events": info["events"],
+            "streams": info["streams"],
+            "seconds": round(time.monotonic() - started, 3),
+        }
+
+    # --- reading --------------------------------------------------------------------
+
+    @_reading
+    def head_position(self) -> int:
+        return self.conn.execute("SELECT position FROM esctl_head").fetchone()[0]
+
+    @_reading
+    def stream_version(self, stream: str) -> int:
+        row = self.conn.execute("SELECT version FROM streams WHERE stream = %s", (stream,)).fetchone()
+        return row[0] if row else 0
+
+    @_reading
+    def read_stream(
+        self,
+        stream: str,
+        *,
+        from_version: int = 1,
+        to_version: int | None = None,
+        backwards: bool = False,
+        limit: int | None = None,
+        raw: bool = False,
+    ) -> Iterator[Any]:
+        check_stream(stream, allow_reserved=True)
+        version = self.stream_version(stream)
+        if version == 0:
+            raise NotFound(f"stream {stream!r} not found")
+        # Bounded by the version as of now: one consistent view, as one SQLite
+        # statement reads, though the pages are separate statements.
+        high = version if to_version is None else min(to_version, version)
+        rows = self._pages("stream = %s", [stream], "version", from_version, high, backwards, limit)
+        return _decoded(rows, raw)
+
+    @_reading
+    def read_stream_data(
+        self, stream: str, *, from_version: int = 1, to_version: int | None = None
+    ) -> Iterator[tuple[int, str, str]]:
+        high = self.stream_version(stream)
+        if to_version is not None:
+            high = min(high, to_version)
+        rows = self._pages("stream = %s", [stream], "version", from_version, high, False, None)
+        return ((row[1], row[3], row[4]) for row in rows)
+
+    @_reading
+    def read_all(
+        self,
+        *,
+        from_position: int = 1,
+        to_position: int | None = None,
+        category: str | None = None,
+        types: Iterable[str] = (),
+        limit: int | None = None,
+        raw: bool = False,
+    ) -> Iterator[Any]:
+        """Every event in position order, optionally filtered. The head as of the
+        call bounds the read: the pages after the first see what it saw."""
+        where, params = ["true"], []
+        if category is not None:
+            where.append("category = %s")
+            params.append(category)
+        types = sorted({types} if isinstance(types, str) else set(types))
+        if types:
+            where.append("type = ANY(%s::text[])")
+            params.append(types)
+        high = self.head_position()
+        if to_position is not None:
+            high = min(high, to_position)
+        rows = self._pages(" AND ".join(where), params, "position", from_position, high, False, limit)
+        return _decoded(rows, raw)
+
+    def _pages(
+        self,
+        where: str,
+        params: list[Any],
+        key: str,
+        low: int,
+        high: int,
+        backwards: bool,
+        limit: int | None,
+    ) -> Iterator[tuple]:
+        """Rows with `key` from `low` to `high`, in pages read by key (keyset
+        paging): each page is one short statement, so a reader that stops early
+        (`| head`) or goes slowly holds no transaction or cursor open."""
+        remaining = None if limit is None or limit < 0 else limit
+        size = _FIRST_PAGE
+        index = 1 if key == "version" else 2
+        order = "DESC" if backwards else ""
+        sql = f"{SELECT_EVENT} WHERE {where} AND {key} BETWEEN %s AND %s ORDER BY {key} {order} LIMIT %s"
+        while remaining is None or remaining > 0:
+            take = size if remaining is None else min(size, remaining)
+            with translated(self.location):
+                rows = self.conn.execute(sql, [*params, low, high, take]).fetchall()
+            yield from rows
+            if len(rows) < take:
+                return
+            if remaining is not None:
+                remaining -= len(rows)
+            if backwards:
+                high = rows[-1][index] - 1
+            else:
+                low = rows[-1][index] + 1
+            size = min(size * 4, _LAST_PAGE)
+
+    @_reading
+    def first_version_of_type(self, stream: str, event_type: str) -> int | None:
+        sql = "SELECT min(version) FROM events WHERE stream = %s AND type = %s"
+        return self.conn.execute(sql, (stream, event_type)).fetchone()[0]
+
+    @_reading
+    def first_version_after(self, stream: str, instant: str) -> int | None:
+        sql = "SELECT min(version) FROM events WHERE stream = %s AND recorded_at > %s"
+        return self.conn.execute(sql, (stream, instant)).fetchone()[0]
+
+    @_reading
+    def stream_names(self, prefix: str = "", limit: int | None = None) -> list[str]:
+        sql = "SELECT stream FROM streams WHERE stream >= %s AND stream < %s ORDER BY stream"
+        params: list[Any] = [prefix, prefix + _LAST_CHAR]
+        if limit is not None:
+            sql += " LIMIT %s"
+            params.append(limit)
+        return [name for (name,) in self.conn.execute(sql, params).fetchall()]
+
+    @_reading
+    def streams(self, *, category: str | None = None, limit: int | None = None) -> Iterator[StreamSummary]:
+        """One summary per stream in natural order of the names (the sort key the
+        trigger keeps under an index), paged by that key."""
+        where = "s.category = %s" if category is not None else "true"
+        params: list[Any] = [category] if category is not None else []
+        remaining = None if limit is None or limit < 0 else limit
+        after = b""
+        size = _FIRST_PAGE
+        while remaining is None or remaining > 0:
+            take = size if remaining is None else min(size, remaining)
+            rows = self.conn.execute(
+                f"{_SUMMARY} WHERE {where} AND s.sort_key > %s ORDER BY s.sort_key LIMIT %s",
+                [*params, after, take],
+            ).fetchall()
+            yield from (StreamSummary(*row) for row in rows)
+            if len(rows) < take:
+                return
+            if remaining is not None:
+                remaining -= len(rows)
+            after = self.conn.execute(
+                "SELECT sort_key FROM streams WHERE stream = %s", (rows[-1][0],)
+            ).fetchone()[0]
+            size = min(size * 4, _LAST_PAGE)
+
+    @_reading
+    def info(self) -> dict[str, Any]:
+        counts: dict[str, dict[str, int]] = {"category": {}, "type": {}, "streams": {}}
+        for kind, name, count in self.conn.execute(
+            "SELECT kind, name, count FROM esctl_counts WHERE count > 0 ORDER BY kind, count DESC, name"
+        ).fetchall():
+            counts[kind][name] = count
+        size = self.conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+        return {
+            "path": self.location,
+            "file_size": size,
+            "schema_version": self.schema_version,
+            "events": sum(counts["category"].values()),
+            "streams": counts["streams"].get("", 0),
+            "last_position": self.head_position(),
+            "categories": counts["category"],
+            "types": counts["type"],
+        }
+
+    @_reading
+    def stream_info(self, stream: str) -> dict[str, Any]:
+        check_stream(stream, allow_reserved=True)
+        found = self.conn.execute(
+            "SELECT first_position, last_position FROM streams WHERE stream = %s", (stream,)
+        ).fetchone()
+        if found is None:
+            raise NotFound(f"stream {stream!r} not found")
+        first, last = (
+            decode(self.conn.execute(SELECT_EVENT + " WHERE position = %s", (p,)).fetchone()) for p in found
+        )
+        types = dict(
+            self.conn.execute(
+                "SELECT type, count(*) FROM events WHERE stream = %s GROUP BY type ORDER BY 2 DESC, 1",
+                (stream,),
+            ).fetchall()
+        )
+        return {
+            "stream": stream,
+            "category": first.category,
+            "version": last.version,
+            "types": types,
+            "first": first.to_dict(),
+            "last": last.to_dict(),
+        }
+
+    # --- the change feed --------------------------------------------------------------
+
+    @_reading
+    def change_token(self) -> int:
+        """The head position: it moves with every commit that adds events."""
+        return self.head_position()
+
+    def wait_for_change(self, token: int, timeout: float) -> int:
+        """Block until the head moves past `token` or `timeout` seconds pass, woken
+        by the trigger's NOTIFY (a listening connection of its own); the head is
+        read again after every wake-up and at the timeout, so a lost notification
+        costs at most one timeout."""
+        with translated(self.location):
+            if self._listener is None:
+                self._listener = connect(self.path)
+                self._listener.execute("LISTEN esctl_events")
+            current = self.change_token()
+            deadline = time.monotonic() + timeout
+            while current == token:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                for _ in self._listener.notifies(timeout=left, stop_after=1):
+                    pass
+                current = self.change_token()
+            return current
+
+
+def _decoded(rows: Iterator[tuple], raw: bool) -> Iterator[Any]:
+    return map(StoredRow._make, rows) if raw else map(decode, rows)
+
+
+def _schema_version(conn: psycopg.Connection) -> int | None:
+    """The store's schema version; None when the database holds no esctl store.
+    A database with an `events` table that esctl did not make is refused."""
+    meta, events = conn.execute("SELECT to_regclass('esctl_meta'), to_regclass('events')").fetchone()
+    if meta is None:
+        if events is not None:
+            raise StoreError("the database has an events table that is not an esctl store's")
+        return None
+    row = conn.execute("SELECT value FROM esctl_meta WHERE key = 'schema_version'").fetchone()
+    version = int(row[0]) if row else 0
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"the store has schema {version}, newer than this esctl's ({SCHEMA_VERSION}): upgrade esctl"
+        )
+    return version
+
+
+def _create(conn: psycopg.Connection, url: str) -> tuple[int, bool]:
+    """Create the schema in the connection's schema (search_path), unless another
+    client did meanwhile: the advisory lock makes two first appends take turns."""
+    from esctl import __version__
+    from esctl.events import utc_now
+
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CREATE_LOCK,))
+        version = _schema_version(conn)
+        if version is not None:
+            return version, False
+        migrations.upgrade(conn, 0)
+        conn.execute(
+            "INSERT INTO esctl_meta (key, value) VALUES ('created_at', %s), ('created_by', %s)",
+            (utc_now(), f"esctl {__version__}"),
+        )
+    return SCHEMA_VERSION, True
+
+
+def _why_read_only(conn: psycopg.Connection) -> str | None:
+    read_only, standby, may_insert = conn.execute(
+        "SELECT current_setting('default_transaction_read_only') = 'on', pg_is_in_recovery(),"
+        " has_table_privilege('events', 'INSERT')"
+    ).fetchone()
+    if standby:
+        return "a standby server"
+    if read_only:
+        return "default_transaction_read_only is on"
+    if not may_insert:
+        return f"role {conn.info.user} may not insert into events"
+    return None

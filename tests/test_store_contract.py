@@ -1,0 +1,16 @@
+"""The store contract on every backend: one `store_url` fixture (tests/conftest.py)
+runs each test once on SQLite and once on PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from esctl import store as backends
+from tests.store_contract import StoreContract, StoreInterfaceContract
+
+
+class TestStore(StoreContract, StoreInterfaceContract):
+    @pytest.fixture
+    def store(self, store_url):
+        with backends.open(store_url, create=True) as s:
+            yield s
