@@ -1,0 +1,174 @@
+"""The PostgreSQL backend: what its schema guarantees to any client (a psql
+session as much as esctl), how it opens, and what a lost connection leaves. The
+store contract itself runs in tests/test_store_contract.py."""
+
+from __future__ import annotations
+
+import random
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+from esctl import NewEvent, NotFound, StoreError
+from esctl import store as backends
+from esctl.store.natural import sort_key
+from tests import postgres
+from tests.helpers import derived
+
+
+@pytest.fixture
+def pg_url(postgres_url):
+    with postgres.fresh_schema(postgres_url) as url:
+        yield url
+
+
+@pytest.fixture
+def filled(pg_url):
+    with backends.open(pg_url, create=True) as s:
+        s.append("s-1", [NewEvent("s-1", "A"), NewEvent("s-1", "B")])
+    return pg_url
+
+
+_INSERT = "INSERT INTO events (position, stream, version, type, data, metadata, id, recorded_at) VALUES "
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE events SET type = 'X'",
+        "DELETE FROM events",
+        "TRUNCATE events",
+        # A gap in positions, or in a stream's versions; a stored id.
+        _INSERT + "(5, 's-1', 3, 'C', '{}', '{}', 'x', '2020-01-01T00:00:00.000000Z')",
+        _INSERT + "(3, 's-1', 4, 'C', '{}', '{}', 'x', '2020-01-01T00:00:00.000000Z')",
+        _INSERT + "(3, 's-2', 2, 'C', '{}', '{}', 'x', '2020-01-01T00:00:00.000000Z')",
+        _INSERT
+        + "(3, 's-1', 3, 'C', '{}', '{}', (SELECT id FROM events LIMIT 1), '2020-01-01T00:00:00.000000Z')",
+        _INSERT + "(3, 's-1', 3, 'C', 'not json', '{}', 'x', '2020-01-01T00:00:00.000000Z')",
+        # The derived tables change only with the events.
+        "UPDATE streams SET version = 7",
+        "DELETE FROM streams",
+        "UPDATE esctl_counts SET count = 0",
+        "UPDATE esctl_head SET position = 9",
+        "INSERT INTO streams VALUES ('x-1', 'x', 1, 1, 1, '\\x00')",
+    ],
+)
+def test_schema_refuses_changes_from_a_plain_client(filled, sql):
+    with psycopg.connect(filled, autocommit=True) as conn:
+        with pytest.raises(psycopg.Error):
+            conn.execute(sql)
+        rows = conn.execute("SELECT position, version, type FROM events ORDER BY position").fetchall()
+        assert rows == [(1, 1, "A"), (2, 2, "B")]
+        kept, computed = derived(conn)
+        assert kept == computed
+
+
+def test_a_plain_client_may_append_the_next_event_and_the_store_follows(filled):
+    with psycopg.connect(filled, autocommit=True) as conn:
+        conn.execute(
+            _INSERT + "(3, 's-1', 3, 'C', '{\"by\": \"psql\"}', '{}', 'x-3', '2020-01-01T00:00:00.000000Z'),"
+            " (4, 'other-1', 1, 'D', '{}', '{}', 'x-4', '2020-01-01T00:00:00.000000Z')"
+        )
+    with backends.open(filled) as store:
+        assert store.stream_version("s-1") == 3
+        assert [s.stream for s in store.streams()] == ["other-1", "s-1"]
+        assert next(store.read_stream("s-1", from_version=3)).data == {"by": "psql"}
+        assert store.info()["categories"] == {"s": 3, "other": 1}
+        store.append("s-1", [NewEvent("s-1", "E")], 3)
+        assert store.head_position() == 5
+
+
+def test_the_sort_key_in_sql_is_pythons_byte_for_byte(filled):
+    rnd = random.Random(7)
+    names = ["a", "a1", "1", "12b", "a-01-x", "account-10", "00a00", "é9ü", "x-0000", "9" * 40]
+    names += ["".join(rnd.choice("ab0123-é_") for _ in range(rnd.randint(1, 12))) for _ in range(500)]
+    with psycopg.connect(filled) as conn:
+        keys = conn.execute("SELECT n, esctl_sort_key(n) FROM unnest(%s::text[]) AS n", (names,)).fetchall()
+    assert [bytes(key) for _, key in keys] == [sort_key(name) for name, _ in keys]
+
+
+def test_the_events_table_has_the_columns_sqlite_has(filled, tmp_path):
+    import sqlite3
+
+    with backends.open(tmp_path / "e.db", create=True):
+        pass
+    lite = sqlite3.connect(tmp_path / "e.db")
+    sqlite_columns = [row[1] for row in lite.execute("PRAGMA table_xinfo(events)")]
+    lite.close()
+    with psycopg.connect(filled) as conn:
+        pg_columns = [
+            name
+            for (name,) in conn.execute(
+                "SELECT column_name FROM information_schema.columns"
+                " WHERE table_name = 'events' AND table_schema = current_schema() ORDER BY ordinal_position"
+            ).fetchall()
+        ]
+    assert pg_columns == sqlite_columns
+
+
+def test_opening_without_a_store_is_not_found_and_a_foreign_events_table_is_refused(pg_url):
+    with pytest.raises(NotFound, match="no event store in postgresql://"):
+        backends.open(pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE events (n integer)")
+    with pytest.raises(StoreError, match="not an esctl store"):
+        backends.open(pg_url, create=True)
+
+
+def test_an_unreachable_server_is_one_store_error_without_the_password(tmp_path):
+    url = f"postgresql://someone:s3cret@/nodb?host={tmp_path}&port=1"
+    with pytest.raises(StoreError, match=r"cannot connect to postgresql://someone:\*\*\*@") as info:
+        backends.open(url)
+    assert "s3cret" not in str(info.value)
+
+
+def test_a_dropped_connection_mid_append_leaves_nothing_and_a_retry_writes_once(filled):
+    events = [
+        NewEvent("s-1", "C", {"n": n}, id=f"0190a2b4-0000-7000-8000-0000000000{n:02d}") for n in range(3)
+    ]
+    store = backends.open(filled)
+    make = store._writer
+
+    def writer():
+        w = make()
+        commit = w.commit
+
+        def dropped() -> None:  # the server ends the session before the commit arrives
+            with psycopg.connect(filled, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (store.conn.info.backend_pid,))
+            commit()
+
+        w.commit = dropped
+        return w
+
+    store._writer = writer
+    with pytest.raises(StoreError, match="lost the connection") as info:
+        store.append("s-1", events)
+    assert info.value.exit_code == 1
+    store.close()
+    with backends.open(filled) as again:
+        assert again.head_position() == 2
+        assert again.append("s-1", events).duplicates == 0
+        assert again.append("s-1", events).duplicates == 3  # retried after an unknown outcome: a no-op
+        assert [e.version for e in again.read_stream("s-1")] == [1, 2, 3, 4, 5]
+
+
+def test_a_role_that_may_not_insert_opens_read_only(filled):
+    role = "esctl_reader_" + filled.rsplit("%3D", 1)[1]
+    with psycopg.connect(filled, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f"GRANT USAGE ON SCHEMA {filled.rsplit('%3D', 1)[1]} TO {role}")
+        conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {filled.rsplit('%3D', 1)[1]} TO {role}")
+    parts = urlsplit(filled)
+    url = urlunsplit(parts._replace(netloc=f"{role}@{parts.netloc.rpartition('@')[2]}"))
+    try:
+        with backends.open(url) as store:
+            assert store.read_only == f"role {role} may not insert into events"
+            assert [e.type for e in store.read_all()] == ["A", "B"]
+            with pytest.raises(StoreError, match="cannot write"):
+                store.append("s-1", [NewEvent("s-1", "C")])
+    finally:
+        with psycopg.connect(filled, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")
