@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-HEAVY = {"typer", "click", "rich", "sqlite_utils", "pydantic"}
+HEAVY = {"typer", "click", "rich", "sqlite_utils", "pydantic", "psycopg"}
 
 # Runs in a fresh interpreter: argv[1] is the esctl command line as JSON (null: only
 # `import esctl`); reports the heavy modules that ended up loaded.
@@ -51,9 +51,18 @@ def test_a_piped_append_loads_neither_rich_nor_sqlite_utils(tmp_path: Path):
     assert "rich" not in loaded
     assert "sqlite_utils" not in loaded
     assert "pydantic" not in loaded
+    assert "psycopg" not in loaded  # the PostgreSQL driver loads only for postgresql:// URLs
 
 
 def test_help_does_not_load_sqlite_utils(tmp_path: Path):
     loaded = loaded_by(["--help"])
     assert "sqlite_utils" not in loaded
+    assert "psycopg" not in loaded
     assert "pydantic" not in loaded
+
+
+def test_a_postgresql_url_loads_the_driver(tmp_path: Path):
+    # The same probe sees psycopg once a postgresql:// URL is used (the connection
+    # fails: no server listens in this directory).
+    loaded = loaded_by(["--db", f"postgresql://x@/x?host={tmp_path}&port=1", "info"])
+    assert "psycopg" in loaded

@@ -130,6 +130,11 @@ def _environment_error(exc: Exception) -> EsctlError | None:
         from esctl.store.sqlite.failures import classify
 
         return classify(exc, None)
+    psycopg = sys.modules.get("psycopg")  # loaded only for a PostgreSQL store
+    if psycopg is not None and isinstance(exc, psycopg.Error):
+        from esctl.store.postgres.failures import classify as classify_postgres
+
+        return classify_postgres(exc, "the PostgreSQL store")
     if isinstance(exc, OSError):
         import errno
 

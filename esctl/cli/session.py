@@ -74,21 +74,29 @@ class Session:
             raise
         store.close()
         if store.created and announce:
-            output.note(f"created a new store at {store.path}")
+            output.note(f"created a new store at {store.location}")
         if store.read_only is not None:  # after the output; a failed write said so itself
-            output.note(f"{store.path} is read-only ({store.read_only}): it was read, nothing can be written")
+            output.note(
+                f"{store.location} is read-only ({store.read_only}): it was read, nothing can be written"
+            )
         elif store.outdated:
             output.note(
-                f"{store.path} has schema {store.schema_version}, from an earlier esctl:"
+                f"{store.location} has schema {store.schema_version}, from an earlier esctl:"
                 " 'esctl migrate' upgrades it; writes are refused until then"
             )
 
     def read_models(self, store: EventStore, *, create: bool = False) -> sqlite3.Connection | None:
         """The read-model database (created when `create`), or None when it does not
         exist yet."""
-        from esctl.errors import NotFound
+        from esctl import store as backends
+        from esctl.errors import InvalidInput, NotFound
         from esctl.projections.catalog import open_read_models
 
+        if self.read_db is None and not isinstance(store, backends.EventStore):
+            raise InvalidInput(
+                f"read models of {store.location} live in a SQLite file for now: give --read-db FILE"
+                " (or ESCTL_READ_DB)"
+            )
         try:
             return open_read_models(store.path, self.read_db, create=create)
         except NotFound:

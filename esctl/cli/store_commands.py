@@ -31,7 +31,7 @@ def init(ctx: typer.Context, output_format: OutputOption = None) -> None:
     """
     with session(ctx).store(create=True, announce=False) as store:
         doc = {
-            "path": os.path.abspath(store.path),
+            "path": store.info()["path"],
             "schema_version": store.schema_version,
             "created": store.created,
         }

@@ -208,12 +208,13 @@ def follow(
     *,
     on_result: Callable[[RunResult], None],
     on_failure: Callable[[ProjectionFailed | ProjectionNeedsRebuild], None],
-    poll_seconds: float = 0.02,
+    poll_seconds: float = 0.2,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> list[ProjectionFailed | ProjectionNeedsRebuild]:
     """Keep the projections caught up until `should_stop`. A failing projection is
     reported and left behind; the others go on. New events are noticed through
-    SQLite's data_version, polled every `poll_seconds`.
+    the store's change feed (`wait_for_change`); `should_stop` is asked at least
+    every `poll_seconds`.
 
     A KeyboardInterrupt (Ctrl-C, or whatever a signal handler raises) stops it: the
     batch being applied is rolled back (each batch commits whole with its
@@ -247,8 +248,7 @@ def _changes(store: EventStore, poll_seconds: float, should_stop: Callable[[], b
     seen = store.change_token()
     yield
     while not should_stop():
-        time.sleep(poll_seconds)
-        version = store.change_token()
-        if version != seen:
-            seen = version
+        current = store.wait_for_change(seen, poll_seconds)  # returns early on a commit
+        if current != seen:
+            seen = current
             yield

@@ -41,7 +41,8 @@ class EventStoreBackend(Protocol):
     """An append-only event store: versions gapless per stream, positions global,
     gapless and in commit order, atomic batches, idempotent ids."""
 
-    path: str
+    path: str  # what opens it again: a file's path, or a URL
+    location: str  # how messages name it (a URL without its password)
     created: bool
     read_only: str | None
     schema_version: int
@@ -109,5 +110,7 @@ class EventStoreBackend(Protocol):
 
     # the change feed: a token that moves when another connection commits
     def change_token(self) -> int: ...
+
+    def wait_for_change(self, token: int, timeout: float) -> int: ...
 
     def close(self, *, discard_if_new_and_empty: bool = False) -> None: ...

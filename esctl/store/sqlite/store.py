@@ -30,6 +30,7 @@ from esctl.transaction import begin_immediate, rollback
 T = TypeVar("T")
 
 _LAST_CHAR = "\U0010ffff"  # above every character a name can hold
+_POLL_SECONDS = 0.005
 
 
 def _reading(method: Callable[..., T]) -> Callable[..., T]:
@@ -94,6 +95,11 @@ class EventStore(Appending):
         )
         store._own_connection = True
         return store
+
+    @property
+    def location(self) -> str:
+        """How messages name the store: its path as given."""
+        return self.path
 
     @property
     def outdated(self) -> bool:
@@ -269,6 +275,19 @@ class EventStore(Appending):
         """A number that changes whenever another connection commits to the store
         (SQLite's data_version): what `--follow` waits on."""
         return self.conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def wait_for_change(self, token: int, timeout: float) -> int:
+        """Wait until the change token differs from `token`, or `timeout` seconds;
+        the new token (`token` itself at the timeout). SQLite has no notification
+        across processes: data_version is read every few milliseconds, a read of
+        shared memory that costs microseconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            current = self.change_token()
+            left = deadline - time.monotonic()
+            if current != token or left <= 0:
+                return current
+            time.sleep(min(_POLL_SECONDS, left))
 
     @_reading
     def read_stream_data(

@@ -1,0 +1,137 @@
+"""The same commands on every backend give the same output and exit codes: a
+session of store, aggregate and projection commands runs on SQLite and on
+PostgreSQL, and its stdout, stderr and exit codes must match once each store's
+own name (a path, a URL) and its size are set aside."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from esctl.cli.app import app
+
+SAMPLES = Path(__file__).parents[2] / "sample_streams"
+ORDERS = SAMPLES / "orders"
+BANK = SAMPLES / "bank"
+ID = "0190a2b4-0000-7000-8000-0000000000c1"
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}")
+NOW = re.compile(r"20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:.]{15}Z")
+
+SESSION: list[tuple[list[str], str | None]] = [
+    (["init", "-o", "json"], None),
+    (["import", str(ORDERS / "events.ndjson")], None),
+    (["import", str(BANK / "events.ndjson")], None),
+    (["import", "-"], '{"stream": "order-1", "type": "X", "expected_version": 1}\n'),  # conflict: exit 3
+    (["import", "-"], '{"stream": "order 1", "type": "X"}\n'),  # bad input: exit 2
+    (["append", "order-1", "Noted", "--expected-version", "1"], None),  # exit 3
+    (["append", "order-1", "Noted", "--id", ID, "--expected-version", "3"], None),
+    (["append", "order-1", "Noted", "--id", ID], None),  # the same again: a no-op
+    (["append", "order-1", "Other", "--id", ID], None),  # the id, other content: exit 3
+    (["read", "order-1", "-o", "json"], None),
+    (["read", "order-1", "--backwards", "--limit", "2"], None),
+    (["read", "--all", "--type", "OrderShipped", "--type", "Deposited"], None),
+    (["read", "--all", "--category", "order", "--from-position", "3", "--limit", "2"], None),
+    (["read", "nope-1"], None),  # exit 4
+    (["streams"], None),
+    (["streams", "--category", "order", "--limit", "2"], None),
+    (["info", "-o", "json"], None),
+    (["info", "order-1", "-o", "json"], None),
+    (["export"], None),
+    (["--model", str(ORDERS / "model.py"), "replay", "order-1"], None),
+    (["--model", str(ORDERS / "model.py"), "replay", "order-1", "--as-of", "2026-01-05T12:00:00Z"], None),
+    (["--model", str(ORDERS / "model.py"), "replay", "order-3"], None),
+    (["--model", str(ORDERS / "model.py"), "diff", "order-1", "1", "3"], None),
+    (["--model", str(ORDERS / "model.py"), "versions", "order-1"], None),
+    (["--model", str(ORDERS / "model.py"), "exec", "order-9", "ship", '{"tracking_number": "T-1"}'], None),
+    (
+        [
+            "--model",
+            str(ORDERS / "model.py"),
+            "exec",
+            "order-9",
+            "create",
+            '{"customer_id": "c-1", "lines": [{"product_id": "p-1", "quantity": 2, "price": "29.99"}]}',
+        ],
+        None,
+    ),
+    (["--model", str(ORDERS / "model.py"), "exec", "order-9", "confirm"], None),
+    (["--model", str(ORDERS / "model.py"), "snapshot", "order-9"], None),
+    (["--model", str(ORDERS / "model.py"), "snapshot", "order-9", "--list"], None),
+    (["--model", str(ORDERS / "model.py"), "replay", "order-9"], None),
+    (["--model", str(BANK / "model.py"), "project", "run", "balances"], None),
+    (["--model", str(BANK / "model.py"), "query", "select * from balances order by account"], None),
+    (["--model", str(BANK / "model.py"), "project", "verify", "balances"], None),
+    (["--model", str(BANK / "model.py"), "project", "rebuild", "balances"], None),
+    (["migrate", "-o", "json"], None),
+]
+
+
+def _run_session(url: str, read_db: Path) -> list[tuple[int, str, str]]:
+    # Read models stay in a SQLite file (--read-db) on either backend.
+    runner = CliRunner()
+    outcomes = []
+    for args, stdin in SESSION:
+        result = runner.invoke(app, ["--db", url, "--read-db", str(read_db), *args], input=stdin)
+        outcomes.append((result.exit_code, result.stdout, result.stderr))
+    return outcomes
+
+
+def _neutral(text: str, names: list[str]) -> str:
+    for name in names:
+        text = text.replace(name, "STORE")
+    text = re.sub(r'"file_size": ?[0-9]+', '"file_size": N', text)
+    text = re.sub(r'"(seconds|events_per_second)": ?[0-9.e-]+', r'"\1": N', text)
+    return NOW.sub("NOW", UUID.sub("UUID", text))
+
+
+@pytest.fixture
+def sqlite_session(tmp_path, monkeypatch):
+    for var in ("ESCTL_DB", "ESCTL_MODEL", "ESCTL_READ_DB", "NO_COLOR"):
+        monkeypatch.delenv(var, raising=False)
+    db = tmp_path / "events.db"
+    return [str(db.resolve()), str(db)], _run_session(str(db), tmp_path / "read-sqlite.db")
+
+
+def test_a_session_prints_the_same_on_postgresql_as_on_sqlite(sqlite_session, postgres_url, tmp_path):
+    from esctl.store.postgres.store import display_url
+    from tests import postgres
+
+    names, on_sqlite = sqlite_session
+    with postgres.fresh_schema(postgres_url) as url:
+        on_postgres = _run_session(url, tmp_path / "read-pg.db")
+        pg_names = [url, display_url(url)]
+    codes = [code for code, _, _ in on_sqlite]
+    assert codes == [0, 0, 0, 3, 2, 3, 0, 0, 3, 0, 0, 0, 0, 4, *[0] * 10, 6, *[0] * 10]
+    for (args, _), lite, pg in zip(SESSION, on_sqlite, on_postgres, strict=True):
+        lite = (lite[0], _neutral(lite[1], names), _neutral(lite[2], names))
+        pg = (pg[0], _neutral(pg[1], pg_names), _neutral(pg[2], pg_names))
+        assert pg == lite, args
+    info = json.loads(on_postgres[16][1])
+    assert info["path"] == display_url(url) and info["events"] > 0
+
+
+def test_read_models_of_a_postgresql_store_need_a_read_db_for_now(postgres_url):
+    from tests import postgres
+
+    runner = CliRunner()
+    with postgres.fresh_schema(postgres_url) as url:
+        runner.invoke(app, ["--db", url, "import", str(BANK / "events.ndjson")])
+        result = runner.invoke(
+            app, ["--db", url, "--model", str(BANK / "model.py"), "project", "run", "balances"]
+        )
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("esctl: error: read models of postgresql://")
+    assert result.stderr.endswith("give --read-db FILE (or ESCTL_READ_DB)\n")
+
+
+def test_an_unreachable_server_is_one_line_and_exit_1(tmp_path):
+    result = CliRunner().invoke(app, ["--db", f"postgresql://x:pw@/db?host={tmp_path}&port=1", "info"])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("esctl: error: cannot connect to postgresql://x:***@/db?host=")
+    assert len(result.stderr.splitlines()) == 1 and "pw" not in result.stderr
