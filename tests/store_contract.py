@@ -388,3 +388,61 @@ class StoreInterfaceContract:
             ("s-1", 2, 2, "B", "{}"),
         ]
         assert [r.position for r in rows[2:]] == [1, 2]
+
+    def test_waiting_for_a_change_returns_at_the_timeout_or_on_another_connections_commit(self, store):
+        import threading
+
+        from esctl import store as backends
+
+        token = store.change_token()
+        assert store.wait_for_change(token, 0.01) == token  # nothing committed: the timeout
+        ready = threading.Event()
+
+        def commit_elsewhere() -> None:
+            with backends.open(store.path) as other:
+                ready.wait()
+                other.append("s-1", [ev("s-1")])
+
+        writer = threading.Thread(target=commit_elsewhere)
+        writer.start()
+        ready.set()
+        try:
+            assert store.wait_for_change(token, 60) != token  # woken by the commit, well before 60 s
+        finally:
+            writer.join()
+
+    def test_stored_rows_are_written_as_they_are_and_must_continue_the_log(self, store):
+        from esctl import StoreError
+        from esctl.store.rows import StoredRow
+
+        rows = [
+            StoredRow(
+                "s-1",
+                1,
+                1,
+                "A",
+                '{"b": 1,  "a": 2.50}',
+                "{}",
+                "0190a2b4-0000-7000-8000-0000000000d1",
+                "2020-01-01T00:00:00.000000Z",
+            ),
+            StoredRow(
+                "s-2",
+                1,
+                2,
+                "B",
+                "{}",
+                '{"k":"v"}',
+                "0190a2b4-0000-7000-8000-0000000000d2",
+                "2020-01-02T00:00:00.000000Z",
+            ),
+        ]
+        store.import_stored(rows)
+        assert list(store.read_all(raw=True)) == rows  # the JSON text byte for byte
+        for bad in (
+            rows[0]._replace(position=4, id="x-1"),
+            rows[0]._replace(position=3, version=3, id="x-2"),
+        ):
+            with pytest.raises(StoreError, match="does not continue the destination"):
+                store.import_stored([bad])
+        assert store.head_position() == 2

@@ -59,14 +59,16 @@ class Session:
         return self._model  # type: ignore[return-value]
 
     @contextmanager
-    def store(self, *, create: bool = False, announce: bool = True) -> Iterator[EventStore]:
-        """The store, closed afterwards. A store this command created is announced on
+    def store(
+        self, *, create: bool = False, announce: bool = True, url: str | None = None
+    ) -> Iterator[EventStore]:
+        """The store (--db, or `url`), closed afterwards. A store this command created is announced on
         stderr when the command succeeds (a mistyped --db shows at once), and removed
         again when it fails with nothing written, so a refused write leaves no empty
         store behind."""
         from esctl import store as backends
 
-        store = backends.open(self.db, create=create)
+        store = backends.open(url or self.db, create=create)
         try:
             yield store
         except BaseException:

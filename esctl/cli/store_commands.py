@@ -1,4 +1,5 @@
-"""Commands over the store itself: init, append, import, read, export, streams, info."""
+"""Commands over the store itself: init, append, import, read, export, streams, info,
+copy, migrate."""
 
 from __future__ import annotations
 
@@ -323,6 +324,37 @@ def info(
     with session(ctx).store() as store:
         doc = store.stream_info(stream) if stream is not None else store.info()
     session(ctx).output(output_format).document(doc, "mapping", title=stream or doc["path"])
+
+
+@app.command()
+def copy(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="The store to copy: a path or a URL.")],
+    destination: Annotated[str, typer.Argument(help="Where to: a path or URL; created when missing.")],
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Events per transaction.")] = 10_000,
+    output_format: OutputOption = None,
+) -> None:
+    """Copy a store to another, between backends or not, losslessly.
+
+    Positions, versions, ids, timestamps, metadata and the JSON of each event arrive
+    as they are: both stores then export the same bytes. Each batch commits on its
+    own; run the same copy again after an interruption and it continues where it
+    stopped. A destination that holds other events is refused.
+
+    Examples:
+      esctl copy events.db postgresql://localhost/esctl
+      esctl copy postgresql://localhost/esctl backup.db -o json
+    """
+    from esctl.store.copying import copy_events
+
+    with (
+        session(ctx).store(url=source) as origin,
+        session(ctx).store(url=destination, create=True) as target,
+    ):
+        to_go = origin.head_position() - target.head_position()
+        with output.progress(max(to_go, 0), "copying", at_least=50_000) as advance:
+            doc = copy_events(origin, target, batch_size=batch_size, progress=advance)
+    session(ctx).output(output_format).document(doc, "mapping", title="copied")
 
 
 @app.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -13,6 +13,7 @@ from esctl.errors import InvalidInput
 from esctl.events import ANY, ExpectedVersion, NewEvent, check_stream, parse_expected_version
 from esctl.ids import CANONICAL_ID
 from esctl.store.results import AppendResult, ImportSummary
+from esctl.store.rows import StoredRow
 
 CHUNK = 5_000  # events per insert inside an import
 _MAX_STREAM_SET = 100_000
@@ -71,6 +72,22 @@ class Appending:
                 raise
             raise error from None
         return AppendResult(written.outcomes, written.duplicates)
+
+    def import_stored(self, rows: Sequence[StoredRow]) -> None:
+        """Write events as another store holds them, in one transaction: positions,
+        versions, ids, timestamps and the JSON text itself kept as they are. They
+        must continue this store's log (esctl.store.copying checks the prefix)."""
+        writer = self._writer()
+        try:
+            writer.begin()
+            writer.write_stored(rows)
+            writer.commit()
+        except BaseException as exc:
+            writer.rollback()
+            error = self._translate(exc)
+            if error is exc:
+                raise
+            raise error from None
 
     def import_events(
         self,

@@ -7,12 +7,13 @@ backend's connection. tests/store_contract.py checks the behaviour behind them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from esctl.events import ExpectedVersion, NewEvent
     from esctl.store.results import AppendResult, ImportSummary, StreamSummary
+    from esctl.store.rows import StoredRow
     from esctl.store.snapshot import Snapshot
 
 
@@ -60,6 +61,8 @@ class EventStoreBackend(Protocol):
         batch_size: int | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> ImportSummary: ...
+
+    def import_stored(self, rows: Sequence[StoredRow]) -> None: ...
 
     def migrate(self, *, backup: bool = True) -> dict[str, Any]: ...
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import orjson
 
 from esctl import codec
-from esctl.errors import DuplicateEventId, InvalidInput, WrongExpectedVersion
+from esctl.errors import DuplicateEventId, InvalidInput, StoreError, WrongExpectedVersion
 from esctl.events import ANY, MAX_EVENT_BYTES, NewEvent, RecordedEvent, utc_now, validate, version_matches
 from esctl.ids import uuid7, uuid7s
 from esctl.store.rows import check_stored_json
@@ -106,6 +106,26 @@ class ChunkWriter:
             self._versions.clear()
             return self._careful(events)
         return Written(rows, rows)  # type: ignore[arg-type]
+
+    def write_stored(self, rows: Sequence[Row]) -> None:
+        """Insert events exactly as another store holds them (esctl.store.copying):
+        each must continue the log and its stream, or StoreError says where not."""
+        versions = self._versions
+        position = self.head
+        for row in rows:
+            stream, version = row[0], row[1]
+            current = versions.get(stream)
+            if current is None:
+                current = self.version(stream)
+            if row[2] != position + 1 or version != current + 1:
+                raise StoreError(
+                    f"event {row[2]} ({stream} v{version}) does not continue the destination"
+                    f" (its log ends at {position}, {stream} at version {current})"
+                )
+            position += 1
+            versions[stream] = version
+        self._insert(list(rows))
+        self.head = position
 
     def _fast_rows(self, events: Sequence[tuple[str, NewEvent]], given: int) -> list[Row] | None:
         """Rows for a chunk with `given` ids, advancing head and versions; None when

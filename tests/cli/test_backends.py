@@ -135,3 +135,49 @@ def test_an_unreachable_server_is_one_line_and_exit_1(tmp_path):
     assert result.stdout == ""
     assert result.stderr.startswith("esctl: error: cannot connect to postgresql://x:***@/db?host=")
     assert len(result.stderr.splitlines()) == 1 and "pw" not in result.stderr
+
+
+def test_copy_between_backends_is_lossless_and_resumes_after_an_interruption(
+    cli, db, tmp_path, postgres_url, monkeypatch
+):
+    from tests import postgres
+    from tests.helpers import exported
+
+    assert cli("import", str(ORDERS / "events.ndjson")).exit_code == 0
+    assert cli("import", str(BANK / "events.ndjson")).exit_code == 0
+    back = tmp_path / "back.db"
+    with postgres.fresh_schema(postgres_url) as url:
+        # Interrupted after its first batch: that batch stays, the copy resumes after it.
+        from esctl.store import copying
+
+        real = copying.itertools.islice
+        calls = []
+
+        def interrupted(rows, n):
+            calls.append(n)
+            if len(calls) == 2:
+                raise KeyboardInterrupt
+            return real(rows, n)
+
+        monkeypatch.setattr(copying.itertools, "islice", interrupted)
+        stopped = cli("copy", str(db), url, "--batch-size", "5")
+        assert stopped.exit_code == 130
+        monkeypatch.setattr(copying.itertools, "islice", real)
+        resumed = cli("copy", str(db), url, "--batch-size", "5", "-o", "json")
+        assert resumed.exit_code == 0, resumed.stderr
+        doc = json.loads(resumed.stdout)
+        assert (doc["already_there"], doc["copied"], doc["last_position"]) == (5, 13, 18)
+        there_and_back = cli("copy", url, str(back))
+        assert there_and_back.exit_code == 0, there_and_back.stderr
+        on_postgres = CliRunner().invoke(app, ["--db", url, "export"]).stdout_bytes
+        again = cli("copy", str(db), url, "-o", "json")
+        assert json.loads(again.stdout)["copied"] == 0
+    assert exported(back) == exported(db) == on_postgres
+    assert cli("append", "x-1", "T", db_path=back).exit_code == 0
+    refused = cli("copy", str(db), str(back))
+    assert refused.exit_code == 1
+    assert refused.stdout == ""
+    assert refused.stderr == (
+        f"esctl: error: {back} holds other events: its position 19 is x-1 v1, the source ends at 18;"
+        " copy continues only a copy of the same log (into an empty store, or one an interrupted copy left)\n"
+    )

@@ -27,6 +27,10 @@ def classify(exc: psycopg.Error, where: str) -> EsctlError | None:
         return StoreFull(f"the server is out of space: cannot write {where}; the transaction was rolled back")
     if isinstance(exc, errors.InsufficientPrivilege | errors.ReadOnlySqlTransaction):
         return StoreReadOnly(f"{_first_line(exc)}: cannot write {where}")
+    if isinstance(exc, errors.InvalidSchemaName | errors.InvalidCatalogName):
+        return StoreError(
+            f"{where}: {_first_line(exc)} (the URL's options=-csearch_path=... names a schema to use)"
+        )
     if isinstance(exc, psycopg.OperationalError | errors.AdminShutdown | errors.CrashShutdown):
         return StoreError(f"lost the connection to {where} ({_first_line(exc)}); {LOST}")
     return None
