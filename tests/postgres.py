@@ -39,8 +39,9 @@ def _as_server_user(cmd: list[str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def throwaway_server() -> Iterator[str]:
-    """Start a server, yield its libpq URL, stop it and remove its files."""
+def throwaway_server(*, fsync: bool = False) -> Iterator[str]:
+    """Start a server, yield its libpq URL, stop it and remove its files. Without
+    `fsync` (the tests) commits do not wait for the disk; bench/ turns it on."""
     bin_dir = binaries()
     if bin_dir is None:
         raise FileNotFoundError("no PostgreSQL installed (initdb not found)")
@@ -56,7 +57,7 @@ def throwaway_server() -> Iterator[str]:
         run(
             str(bin_dir / "initdb"), "-D", str(data), "-U", "esctl", "--auth=trust", "-E", "UTF8", "--no-sync"
         )
-        options = f"-k {socket_dir} -p {PORT} -c listen_addresses='' -c fsync=off"
+        options = f"-k {socket_dir} -p {PORT} -c listen_addresses='' -c fsync={'on' if fsync else 'off'}"
         run(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start")
         try:
             yield f"postgresql://esctl@/postgres?host={socket_dir}&port={PORT}"

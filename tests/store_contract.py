@@ -66,6 +66,22 @@ class StoreContract:
         assert types(store.read_stream("s-1", from_version=2, to_version=4)) == ["E2", "E3", "E4"]
         assert types(store.read_stream("s-1", backwards=True, limit=2)) == ["E5", "E4"]
 
+    def test_long_reads_return_every_event_once_in_order(self, store):
+        # Long enough to cross a backend's read pages (keyset paging on PostgreSQL).
+        store.import_events([("", ev(f"s-{i % 3}", "Even" if i % 2 == 0 else "Odd")) for i in range(1500)])
+        assert [e.version for e in store.read_stream("s-1")] == list(range(1, 501))
+        assert [e.version for e in store.read_stream("s-1", backwards=True, limit=450)] == list(
+            range(500, 50, -1)
+        )
+        assert [e.version for e in store.read_stream("s-2", from_version=99, to_version=420)] == list(
+            range(99, 421)
+        )
+        assert [e.position for e in store.read_all()] == list(range(1, 1501))
+        assert [e.position for e in store.read_all(types=["Odd"], from_position=7, limit=600)] == list(
+            range(8, 1501, 2)
+        )[:600]
+        assert [r[0] for r in store.read_stream_data("s-0")] == list(range(1, 501))
+
     def test_reading_a_missing_stream_is_not_found(self, store):
         with pytest.raises(NotFound, match="nope-1"):
             list(store.read_stream("nope-1"))

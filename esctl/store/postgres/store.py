@@ -187,7 +187,9 @@ class PostgresStore(Appending):
         # Bounded by the version as of now: one consistent view, as one SQLite
         # statement reads, though the pages are separate statements.
         high = version if to_version is None else min(to_version, version)
-        rows = self._pages("stream = %s", [stream], "version", from_version, high, backwards, limit)
+        rows = self._pages(
+            "stream = %s", [stream], "version", from_version, high, backwards, limit, dense=True
+        )
         return _decoded(rows, raw)
 
     @_reading
@@ -197,7 +199,7 @@ class PostgresStore(Appending):
         high = self.stream_version(stream)
         if to_version is not None:
             high = min(high, to_version)
-        rows = self._pages("stream = %s", [stream], "version", from_version, high, False, None)
+        rows = self._pages("stream = %s", [stream], "version", from_version, high, False, None, dense=True)
         return ((row[1], row[3], row[4]) for row in rows)
 
     @_reading
@@ -224,7 +226,10 @@ class PostgresStore(Appending):
         high = self.head_position()
         if to_position is not None:
             high = min(high, to_position)
-        rows = self._pages(" AND ".join(where), params, "position", from_position, high, False, limit)
+        dense = len(where) == 1
+        rows = self._pages(
+            " AND ".join(where), params, "position", from_position, high, False, limit, dense=dense
+        )
         return _decoded(rows, raw)
 
     def _pages(
@@ -236,21 +241,26 @@ class PostgresStore(Appending):
         high: int,
         backwards: bool,
         limit: int | None,
+        *,
+        dense: bool = False,
     ) -> Iterator[tuple]:
         """Rows with `key` from `low` to `high`, in pages read by key (keyset
         paging): each page is one short statement, so a reader that stops early
-        (`| head`) or goes slowly holds no transaction or cursor open."""
+        (`| head`) or goes slowly holds no transaction or cursor open. `dense`:
+        no key in the range is missing (a stream's versions, unfiltered positions)."""
         remaining = None if limit is None or limit < 0 else limit
         size = _FIRST_PAGE
         index = 1 if key == "version" else 2
         order = "DESC" if backwards else ""
         sql = f"{SELECT_EVENT} WHERE {where} AND {key} BETWEEN %s AND %s ORDER BY {key} {order} LIMIT %s"
+        if dense:  # every key from low to high is there: one page when it is small
+            size = max(size, min(high - low + 1, _LAST_PAGE))
         while remaining is None or remaining > 0:
             take = size if remaining is None else min(size, remaining)
             with translated(self.location):
                 rows = self.conn.execute(sql, [*params, low, high, take]).fetchall()
             yield from rows
-            if len(rows) < take:
+            if len(rows) < take or rows[-1][index] == (low if backwards else high):
                 return
             if remaining is not None:
                 remaining -= len(rows)
