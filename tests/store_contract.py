@@ -462,3 +462,11 @@ class StoreInterfaceContract:
             with pytest.raises(StoreError, match="does not continue the destination"):
                 store.import_stored([bad])
         assert store.head_position() == 2
+
+    def test_migrating_a_current_store_changes_nothing_and_says_so(self, store):
+        store.append("s-1", [ev("s-1"), ev("s-1")])
+        before = list(store.read_all(raw=True))
+        doc = store.migrate()
+        assert (doc["from_schema"], doc["to_schema"], doc["steps"]) == (store.schema_version,) * 2 + ([],)
+        assert (doc["events"], doc["streams"], doc["backup"]) == (2, 1, None)
+        assert list(store.read_all(raw=True)) == before

@@ -172,3 +172,18 @@ def test_a_role_that_may_not_insert_opens_read_only(filled):
         with psycopg.connect(filled, autocommit=True) as conn:
             conn.execute(f"DROP OWNED BY {role}")
             conn.execute(f"DROP ROLE {role}")
+
+
+def test_a_writer_held_up_past_the_lock_timeout_is_busy_and_the_store_stays_usable(filled):
+    from esctl.errors import StoreBusy
+
+    holder = psycopg.connect(filled)
+    holder.execute("SELECT position FROM esctl_head FOR UPDATE")  # another writer's transaction
+    with backends.open(filled) as store:
+        store.conn.execute("SET lock_timeout = '50ms'")
+        with pytest.raises(StoreBusy, match="is busy: another writer held its lock too long") as info:
+            store.append("s-1", [NewEvent("s-1", "C")])
+        assert info.value.exit_code == 1
+        holder.rollback()
+        assert store.append("s-1", [NewEvent("s-1", "C")], 2).events[0].position == 3
+    holder.close()

@@ -122,7 +122,8 @@ class Appending:
         streams: set[str] | None = set()
         ranges: list[list[int]] = []
         writer = self._writer()
-        chunk_size = min(CHUNK, batch_size) if batch_size else CHUNK
+        per_insert = writer.chunk or CHUNK
+        chunk_size = min(per_insert, batch_size) if batch_size else per_insert
         in_batch = 0
         chunk: list[tuple[str, NewEvent]] = []
 

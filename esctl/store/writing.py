@@ -13,7 +13,7 @@ version check.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -43,6 +43,8 @@ class Written:
 class ChunkWriter:
     """Writes chunks of (location, event) pairs inside the caller's transaction."""
 
+    chunk = 0  # events per insert inside an import; 0: the shared default (esctl.store.base)
+
     def __init__(self) -> None:
         self.head = 0  # the last position written, set by the backend's `begin`
         self._versions: dict[str, int] = {}
@@ -53,7 +55,7 @@ class ChunkWriter:
         """The stream's version as stored (0 for a new stream)."""
         raise NotImplementedError
 
-    def _load_versions(self, events: Sequence[tuple[str, NewEvent]]) -> None:
+    def _load_versions(self, streams: Iterable[str]) -> None:
         """Read the versions of the chunk's streams into the cache in one go, where
         the backend can; else `version` reads each when first needed."""
 
@@ -94,8 +96,8 @@ class ChunkWriter:
         ids = [event.id for _, event in events if event.id is not None]
         if len(set(ids)) != len(ids):
             return self._careful(events)
+        self._load_versions(event.stream for _, event in events)  # may start the transaction
         head = self.head
-        self._load_versions(events)
         rows = self._fast_rows(events, len(ids))
         if rows is None:
             return self._careful(events)
@@ -110,6 +112,7 @@ class ChunkWriter:
     def write_stored(self, rows: Sequence[Row]) -> None:
         """Insert events exactly as another store holds them (esctl.store.copying):
         each must continue the log and its stream, or StoreError says where not."""
+        self._load_versions(row[0] for row in rows)  # may start the transaction
         versions = self._versions
         position = self.head
         for row in rows:

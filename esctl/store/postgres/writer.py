@@ -1,7 +1,8 @@
 """The PostgreSQL write path: the shared checks of esctl.store.writing, over one
 connection in autocommit mode whose transactions the caller opens (`begin`).
 
-`begin` locks the head row (esctl.store.postgres explains why); a chunk goes in as
+The transaction's first statement locks the head row (esctl.store.postgres
+explains why) and reads the head's position; a chunk goes in as
 one statement, so the events_added trigger runs once per chunk: INSERT from arrays
 for an append, COPY for a large chunk of an import. A chunk with given ids runs
 under a savepoint, rolled back when a stored id meets the unique index."""
@@ -9,16 +10,19 @@ under a savepoint, rolled back when a stored id meets the unique index."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any
 
+import psycopg
 from psycopg import errors
+from psycopg.pq import TransactionStatus
 
-from esctl.events import NewEvent, RecordedEvent
+from esctl.events import RecordedEvent
 from esctl.store.writing import COLUMNS, ChunkWriter, Row, decode
 
 SELECT_EVENT = f"SELECT {COLUMNS} FROM events"
 _LOCK_HEAD = "SELECT position FROM esctl_head FOR UPDATE"
+_VERSIONS = "SELECT stream, version FROM streams WHERE stream = ANY(%s::text[])"
 _INSERT = (
     f"INSERT INTO events ({COLUMNS})"
     " SELECT s, v, p, t, d::json, m::json, i, r FROM unnest("
@@ -31,43 +35,61 @@ _ID_INDEX = "events_id_key"
 
 
 class Writer(ChunkWriter):
+    # Larger than SQLite's: the trigger then updates each stream's row once per
+    # 20,000 events rather than per 5,000, which measured about a fifth of an import.
+    chunk = 20_000
+
     def __init__(self, conn: Any) -> None:
         super().__init__()
         self.conn = conn
-        self._in_transaction = False
+        self._started = False
 
     def begin(self) -> None:
-        self.conn.execute("BEGIN")
-        self._in_transaction = True
-        self.head = self.conn.execute(_LOCK_HEAD).fetchone()[0]
+        """Open the transaction; BEGIN and the head's lock go with its first statement
+        (`_start`), which also reads the versions of the first chunk's streams: one
+        round trip where three would do the same."""
+        self._started = False
         self._versions.clear()
 
+    def _start(self, streams: list[str]) -> None:
+        cur = psycopg.ClientCursor(self.conn)  # parameters bound here: several statements, one trip
+        cur.execute(f"BEGIN; {_LOCK_HEAD}; {_VERSIONS}", (streams,))
+        cur.nextset()
+        self.head = cur.fetchone()[0]
+        cur.nextset()
+        found = dict(cur.fetchall())
+        self._started = True
+        for stream in streams:
+            self._versions[stream] = found.get(stream, 0)
+
     def commit(self) -> None:
-        self.conn.execute("COMMIT")
-        self._in_transaction = False
+        if self._started:
+            self.conn.execute("COMMIT")
+        self._started = False
 
     def rollback(self) -> None:
         self._versions.clear()
-        if self._in_transaction and not self.conn.closed:
-            self._in_transaction = False
-            with contextlib.suppress(Exception):  # a lost connection: the server rolled it back
+        self._started = False
+        # Whatever state a failure left: BEGIN may have gone with a statement that failed.
+        if self.conn.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+            with contextlib.suppress(psycopg.Error):  # a lost connection: the server rolled it back
                 self.conn.execute("ROLLBACK")
 
     def _tracked_version(self, stream: str) -> int:
+        if not self._started:
+            self._start([stream])
+            return self._versions[stream]
         row = self.conn.execute("SELECT version FROM streams WHERE stream = %s", (stream,)).fetchone()
         return row[0] if row else 0
 
-    def _load_versions(self, events: Sequence[tuple[str, NewEvent]]) -> None:
-        wanted = {event.stream for _, event in events} - self._versions.keys()
-        if len(wanted) < 2:
-            return  # `version` reads it when needed
-        found = dict(
-            self.conn.execute(
-                "SELECT stream, version FROM streams WHERE stream = ANY(%s::text[])", (list(wanted),)
-            ).fetchall()
-        )
-        for stream in wanted:
-            self._versions[stream] = found.get(stream, 0)
+    def _load_versions(self, streams: Iterable[str]) -> None:
+        wanted = list(set(streams) - self._versions.keys())
+        if not self._started:
+            self._start(wanted)
+        elif wanted:
+            found = dict(self.conn.execute(_VERSIONS, (wanted,)).fetchall())
+            for stream in wanted:
+                self._versions[stream] = found.get(stream, 0)
 
     def _insert(self, rows: list[Row]) -> None:
         if len(rows) >= _COPY_FROM:
@@ -90,5 +112,7 @@ class Writer(ChunkWriter):
         return True
 
     def _stored(self, event_id: str) -> RecordedEvent | None:
+        if not self._started:
+            self._start([])
         row = self.conn.execute(SELECT_EVENT + " WHERE id = %s", (event_id,)).fetchone()
         return decode(row) if row else None
