@@ -14,7 +14,7 @@ from esctl import NewEvent, NotFound, StoreError
 from esctl import store as backends
 from esctl.store.natural import sort_key
 from tests import postgres
-from tests.helpers import derived
+from tests.helpers import derived, wait_until
 
 
 @pytest.fixture
@@ -187,3 +187,85 @@ def test_a_writer_held_up_past_the_lock_timeout_is_busy_and_the_store_stays_usab
         holder.rollback()
         assert store.append("s-1", [NewEvent("s-1", "C")], 2).events[0].position == 3
     holder.close()
+
+
+def _waiting_for_a_lock(url: str, pid: int) -> bool:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s", (pid,)
+        ).fetchone()[0]
+
+
+def _holding_the_head(store):
+    """A write transaction of `store` that has locked the head and written nothing yet."""
+    writer = store._writer()
+    writer.begin()
+    writer._load_versions(["s-1"])
+    return writer
+
+
+@pytest.mark.parametrize("isolation", ["read committed", "repeatable read", "serializable"])
+def test_writers_take_turns_whatever_the_sessions_isolation(filled, isolation):
+    import threading
+
+    url = filled + "%20-cdefault_transaction_isolation%3D" + isolation.replace(" ", "%5C%20")
+    with backends.open(url) as first, backends.open(url) as second:
+        writer = _holding_the_head(first)
+        outcome: list[object] = []
+        waiting = threading.Thread(
+            target=lambda: outcome.append(second.append("s-2", [NewEvent("s-2", "Second")]))
+        )
+        waiting.start()
+        wait_until(
+            lambda: _waiting_for_a_lock(filled, second.conn.info.backend_pid), "the second writer to wait"
+        )
+        writer.write([("", NewEvent("s-1", "First"))])
+        writer.commit()
+        waiting.join()
+        assert [type(o).__name__ for o in outcome] == ["AppendResult"]
+        assert [(e.position, e.type) for e in first.read_all(from_position=3)] == [
+            (3, "First"),
+            (4, "Second"),
+        ]
+
+
+def test_a_psql_insert_beside_an_esctl_writer_waits_for_it_and_fails_cleanly(filled):
+    import threading
+
+    with backends.open(filled) as store, psycopg.connect(filled, autocommit=True) as psql:
+        writer = _holding_the_head(store)
+        failed: list[BaseException] = []
+
+        def insert() -> None:
+            try:
+                psql.execute(_INSERT + "(3, 's-1', 3, 'P', '{}', '{}', 'p-3', '2020-01-01T00:00:00.000000Z')")
+            except psycopg.Error as exc:
+                failed.append(exc)
+
+        inserting = threading.Thread(target=insert)
+        inserting.start()
+        wait_until(lambda: _waiting_for_a_lock(filled, psql.info.backend_pid), "the psql insert to wait")
+        writer.write([("", NewEvent("s-1", "C"))])
+        writer.commit()
+        inserting.join()
+        assert [type(e) for e in failed] == [
+            psycopg.errors.UniqueViolation
+        ]  # position 3 is taken: no deadlock
+        assert [(e.position, e.type) for e in store.read_all()] == [(1, "A"), (2, "B"), (3, "C")]
+
+
+def test_the_guards_let_only_esctls_trigger_keep_the_derived_tables(filled):
+    with psycopg.connect(filled, autocommit=True) as conn:
+        conn.execute("CREATE TABLE hook (x integer)")
+        conn.execute(
+            "CREATE FUNCTION hook_fn() RETURNS trigger LANGUAGE plpgsql AS $$"
+            " BEGIN UPDATE esctl_head SET position = 0; DELETE FROM streams; RETURN NULL; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER hook_t AFTER INSERT ON hook FOR EACH STATEMENT EXECUTE FUNCTION hook_fn()"
+        )
+        with pytest.raises(psycopg.errors.IntegrityConstraintViolation, match="esctl_head: UPDATE refused"):
+            conn.execute("INSERT INTO hook VALUES (1)")
+        kept, computed = derived(conn)
+        assert kept == computed
+        assert conn.execute("SELECT position FROM esctl_head").fetchone()[0] == 2

@@ -8,9 +8,11 @@ checkpoint never sees 11. High-water marks that wait for the gaps to close guess
 how long to wait, and guess wrong under load or after a crash.
 
 esctl takes no number it could lose. The log's head is one row, `esctl_head`, and
-every transaction that inserts events updates it (the events_added trigger does,
-for esctl and for a psql session alike; esctl's writer locks it first, with
-SELECT ... FOR UPDATE, to number its rows). The row lock is held to commit, so:
+every transaction that inserts events locks it before its rows go in and moves it
+after (the events_adding and events_added triggers do, for esctl and for a psql
+session alike; esctl's writer locks it first, with SELECT ... FOR UPDATE, to number
+its rows, always at READ COMMITTED so that a writer that waited sees what the one
+before it committed). The row lock is held to commit, so:
 
 - a writer reads the head only after the previous writer committed or rolled
   back: its first position is the next one, with nothing uncommitted below it;

@@ -21,6 +21,8 @@ LOST = (
 
 
 def classify(exc: psycopg.Error, where: str) -> EsctlError | None:
+    if isinstance(exc, errors.TransactionRollback):  # a deadlock or a serialization failure
+        return StoreBusy(f"{where} is busy ({_first_line(exc)}): the transaction was rolled back; try again")
     if isinstance(exc, errors.LockNotAvailable):
         return StoreBusy(f"{where} is busy: another writer held its lock too long; try again")
     if isinstance(exc, errors.DiskFull | errors.OutOfMemory):
@@ -31,6 +33,10 @@ def classify(exc: psycopg.Error, where: str) -> EsctlError | None:
         return StoreError(
             f"{where}: {_first_line(exc)} (the URL's options=-csearch_path=... names a schema to use)"
         )
+    if isinstance(exc, errors.QueryCanceled):
+        return StoreError(f"{where}: {_first_line(exc)}; the transaction was rolled back")
+    if isinstance(exc, errors.TooManyConnections | errors.ProgramLimitExceeded):
+        return StoreError(f"{where}: {_first_line(exc)}")
     if isinstance(exc, psycopg.OperationalError | errors.AdminShutdown | errors.CrashShutdown):
         return StoreError(f"lost the connection to {where} ({_first_line(exc)}); {LOST}")
     return None

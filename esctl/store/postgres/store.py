@@ -29,8 +29,8 @@ LOCK_TIMEOUT = "60s"  # as SQLite's busy timeout: then StoreBusy
 _CREATE_LOCK = 0x45534354  # "ESCT": an advisory lock held while creating the schema
 _FIRST_PAGE, _LAST_PAGE = 100, 10_000  # rows per page of a read: small first, for `| head`
 _LAST_CHAR = "\U0010ffff"
-_SUMMARY = """
-    SELECT s.stream, s.category, s.version, f.recorded_at, l.recorded_at, s.last_position
+_SUMMARY = "SELECT s.stream, s.category, s.version, f.recorded_at, l.recorded_at, s.last_position"
+_SUMMARY_FROM = """
     FROM streams AS s
     JOIN events AS f ON f.position = s.first_position
     JOIN events AS l ON l.position = s.last_position
@@ -289,7 +289,6 @@ class PostgresStore(Appending):
             params.append(limit)
         return [name for (name,) in self.conn.execute(sql, params).fetchall()]
 
-    @_reading
     def streams(self, *, category: str | None = None, limit: int | None = None) -> Iterator[StreamSummary]:
         """One summary per stream in natural order of the names (the sort key the
         trigger keeps under an index), paged by that key."""
@@ -300,18 +299,18 @@ class PostgresStore(Appending):
         size = _FIRST_PAGE
         while remaining is None or remaining > 0:
             take = size if remaining is None else min(size, remaining)
-            rows = self.conn.execute(
-                f"{_SUMMARY} WHERE {where} AND s.sort_key > %s ORDER BY s.sort_key LIMIT %s",
-                [*params, after, take],
-            ).fetchall()
-            yield from (StreamSummary(*row) for row in rows)
+            with translated(self.location):
+                rows = self.conn.execute(
+                    f"{_SUMMARY}, s.sort_key {_SUMMARY_FROM} WHERE {where} AND s.sort_key > %s"
+                    " ORDER BY s.sort_key LIMIT %s",
+                    [*params, after, take],
+                ).fetchall()
+            yield from (StreamSummary(*row[:-1]) for row in rows)
             if len(rows) < take:
                 return
             if remaining is not None:
                 remaining -= len(rows)
-            after = self.conn.execute(
-                "SELECT sort_key FROM streams WHERE stream = %s", (rows[-1][0],)
-            ).fetchone()[0]
+            after = rows[-1][-1]
             size = min(size * 4, _LAST_PAGE)
 
     @_reading

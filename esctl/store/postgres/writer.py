@@ -53,7 +53,9 @@ class Writer(ChunkWriter):
 
     def _start(self, streams: list[str]) -> None:
         cur = psycopg.ClientCursor(self.conn)  # parameters bound here: several statements, one trip
-        cur.execute(f"BEGIN; {_LOCK_HEAD}; {_VERSIONS}", (streams,))
+        # READ COMMITTED whatever the session's default: a writer that waited for the
+        # head must then see the rows the previous writer committed.
+        cur.execute(f"BEGIN ISOLATION LEVEL READ COMMITTED; {_LOCK_HEAD}; {_VERSIONS}", (streams,))
         cur.nextset()
         self.head = cur.fetchone()[0]
         cur.nextset()
