@@ -106,33 +106,13 @@ def esctl_import(url: str, source: str) -> float:
     return time.perf_counter() - start
 
 
-def _plain_rows(source: str) -> Iterator[tuple]:
-    versions: dict[str, int] = {}
-    now = benchlib.utc_now()
-    loads, dumps = orjson.loads, orjson.dumps
-    with open(source, "rb") as f:
-        for position, line in enumerate(f, 1):
-            e = loads(line)
-            version = versions[e["stream"]] = versions.get(e["stream"], 0) + 1
-            yield (
-                e["stream"],
-                version,
-                position,
-                e["type"],
-                dumps(e.get("data", {})).decode(),
-                dumps(e.get("metadata", {})).decode(),
-                e.get("id") or benchlib.uuid7(),
-                now,
-            )
-
-
 def raw_copy(url: str, source: str, *, binary: bool) -> float:
     start = time.perf_counter()
     with psycopg.connect(url) as conn, conn.cursor() as cur:
         with cur.copy(f"COPY events ({COLUMNS}) FROM STDIN" + (" (FORMAT BINARY)" if binary else "")) as copy:
             if binary:
                 copy.set_types(["text", "int8", "int8", "text", "json", "json", "text", "text"])
-            for row in _plain_rows(source):
+            for row in benchlib.plain_rows(source):
                 copy.write_row(row)
         conn.commit()
     return time.perf_counter() - start

@@ -194,32 +194,34 @@ def plain_store(
     return conn
 
 
-def baseline_import(source: str, db: str) -> int:
-    """Import an NDJSON file as a user would by hand: orjson per line, versions counted
-    in a dict, the given id or a new UUIDv7, one executemany in one transaction."""
-    conn = plain_store(db)
+def plain_rows(source: str) -> Iterator[tuple[Any, ...]]:
+    """An NDJSON file's events as rows, as a user would make them by hand: orjson per
+    line, versions counted in a dict, the given id or a new UUIDv7."""
     versions: dict[str, int] = {}
     now = utc_now()
     loads, dumps = orjson.loads, orjson.dumps
+    with open(source, "rb") as f:
+        for position, line in enumerate(f, 1):
+            e = loads(line)
+            version = versions[e["stream"]] = versions.get(e["stream"], 0) + 1
+            yield (
+                e["stream"],
+                version,
+                position,
+                e["type"],
+                dumps(e.get("data", {})).decode(),
+                dumps(e.get("metadata", {})).decode(),
+                e.get("id") or uuid7(),
+                now,
+            )
 
-    def rows() -> Iterator[tuple[Any, ...]]:
-        with open(source, "rb") as f:
-            for position, line in enumerate(f, 1):
-                e = loads(line)
-                version = versions[e["stream"]] = versions.get(e["stream"], 0) + 1
-                yield (
-                    e["stream"],
-                    version,
-                    position,
-                    e["type"],
-                    dumps(e.get("data", {})).decode(),
-                    dumps(e.get("metadata", {})).decode(),
-                    e.get("id") or uuid7(),
-                    now,
-                )
 
+def baseline_import(source: str, db: str) -> int:
+    """Import an NDJSON file as a user would by hand: `plain_rows`, one executemany
+    in one transaction."""
+    conn = plain_store(db)
     conn.execute("BEGIN IMMEDIATE")
-    conn.executemany(INSERT, rows())
+    conn.executemany(INSERT, plain_rows(source))
     conn.execute("COMMIT")
     count = conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()[0]
     conn.close()

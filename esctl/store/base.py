@@ -7,13 +7,15 @@ import contextlib
 import gc
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from esctl.errors import InvalidInput
 from esctl.events import ANY, ExpectedVersion, NewEvent, check_stream, parse_expected_version
 from esctl.ids import CANONICAL_ID
 from esctl.store.results import AppendResult, ImportSummary
 from esctl.store.rows import StoredRow
+
+T = TypeVar("T")
 
 CHUNK = 5_000  # events per insert inside an import
 _MAX_STREAM_SET = 100_000
@@ -60,27 +62,22 @@ class Appending:
             if wanted is not event.expected_version or not _canonical_or_none(event.id):
                 event = replace(event, expected_version=wanted)  # a copy: the caller's stays as given
             batch.append(("", event))
-        writer = self._writer()
-        try:
-            writer.begin()
-            written = writer.write(batch)
-            writer.commit()
-        except BaseException as exc:
-            writer.rollback()
-            error = self._translate(exc)
-            if error is exc:
-                raise
-            raise error from None
+        written = self._in_one_transaction(lambda writer: writer.write(batch))
         return AppendResult(written.outcomes, written.duplicates)
 
     def import_stored(self, rows: Sequence[StoredRow]) -> None:
         """Write events as another store holds them, in one transaction: positions,
         versions, ids, timestamps and the JSON text itself kept as they are. They
         must continue this store's log (esctl.store.copying checks the prefix)."""
+        self._in_one_transaction(lambda writer: writer.write_stored(rows))
+
+    def _in_one_transaction(self, write: Callable[[Any], T]) -> T:
+        """`write(writer)` in a transaction of its own, committed, or rolled back with
+        the failure explained (an environment failure as the esctl error it is)."""
         writer = self._writer()
         try:
             writer.begin()
-            writer.write_stored(rows)
+            done = write(writer)
             writer.commit()
         except BaseException as exc:
             writer.rollback()
@@ -88,6 +85,7 @@ class Appending:
             if error is exc:
                 raise
             raise error from None
+        return done
 
     def import_events(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,3 +62,38 @@ class AppendResult:
         if self._events is None:
             self._events = [o if isinstance(o, RecordedEvent) else decode(o) for o in self.outcomes]
         return self._events
+
+
+# The counters as `info` lists them: SQL that every backend runs as it is.
+COUNTS = "SELECT kind, name, count FROM esctl_counts WHERE count > 0 ORDER BY kind, count DESC, name"
+
+
+def info_document(
+    path: str, size: int, schema_version: int, counts: Iterable[tuple[str, str, int]], head: int
+) -> dict[str, Any]:
+    """What `info` says of a store, from its counters (rows of COUNTS)."""
+    by_kind: dict[str, dict[str, int]] = {"category": {}, "type": {}, "streams": {}}
+    for kind, name, count in counts:
+        by_kind[kind][name] = count
+    return {
+        "path": path,
+        "file_size": size,
+        "schema_version": schema_version,
+        "events": sum(by_kind["category"].values()),
+        "streams": by_kind["streams"].get("", 0),
+        "last_position": head,
+        "categories": by_kind["category"],
+        "types": by_kind["type"],
+    }
+
+
+def stream_document(first: RecordedEvent, last: RecordedEvent, types: dict[str, int]) -> dict[str, Any]:
+    """What `info STREAM` says of a stream: its first and last events and its types."""
+    return {
+        "stream": first.stream,
+        "category": first.category,
+        "version": last.version,
+        "types": types,
+        "first": first.to_dict(),
+        "last": last.to_dict(),
+    }

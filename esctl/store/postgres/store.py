@@ -18,7 +18,7 @@ from esctl.store.postgres import migrations
 from esctl.store.postgres.failures import translate, translated
 from esctl.store.postgres.snapshots import Snapshots
 from esctl.store.postgres.writer import SELECT_EVENT, Writer
-from esctl.store.results import StreamSummary
+from esctl.store.results import COUNTS, StreamSummary, info_document, stream_document
 from esctl.store.rows import StoredRow
 from esctl.store.writing import decode
 
@@ -315,22 +315,13 @@ class PostgresStore(Appending):
 
     @_reading
     def info(self) -> dict[str, Any]:
-        counts: dict[str, dict[str, int]] = {"category": {}, "type": {}, "streams": {}}
-        for kind, name, count in self.conn.execute(
-            "SELECT kind, name, count FROM esctl_counts WHERE count > 0 ORDER BY kind, count DESC, name"
-        ).fetchall():
-            counts[kind][name] = count
-        size = self.conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
-        return {
-            "path": self.location,
-            "file_size": size,
-            "schema_version": self.schema_version,
-            "events": sum(counts["category"].values()),
-            "streams": counts["streams"].get("", 0),
-            "last_position": self.head_position(),
-            "categories": counts["category"],
-            "types": counts["type"],
-        }
+        return info_document(
+            self.location,
+            self.conn.execute("SELECT pg_database_size(current_database())").fetchone()[0],
+            self.schema_version,
+            self.conn.execute(COUNTS).fetchall(),
+            self.head_position(),
+        )
 
     @_reading
     def stream_info(self, stream: str) -> dict[str, Any]:
@@ -349,14 +340,7 @@ class PostgresStore(Appending):
                 (stream,),
             ).fetchall()
         )
-        return {
-            "stream": stream,
-            "category": first.category,
-            "version": last.version,
-            "types": types,
-            "first": first.to_dict(),
-            "last": last.to_dict(),
-        }
+        return stream_document(first, last, types)
 
     # --- the change feed --------------------------------------------------------------
 

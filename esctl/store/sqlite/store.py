@@ -17,7 +17,14 @@ from esctl.errors import NotFound, StoreOutdated, StoreReadOnly
 from esctl.events import check_stream
 from esctl.store.base import Appending
 from esctl.store.natural import natural_key
-from esctl.store.results import AppendResult, ImportSummary, StreamSummary
+from esctl.store.results import (
+    COUNTS,
+    AppendResult,
+    ImportSummary,
+    StreamSummary,
+    info_document,
+    stream_document,
+)
 from esctl.store.rows import StoredRow
 from esctl.store.sqlite import compat, migrations, schema
 from esctl.store.sqlite.failures import classify, translate, translated
@@ -405,21 +412,13 @@ class EventStore(Appending):
 
     @_reading
     def info(self) -> dict[str, Any]:
-        counts: dict[str, dict[str, int]] = {"category": {}, "type": {}, "streams": {}}
-        for kind, name, count in self.conn.execute(
-            "SELECT kind, name, count FROM esctl_counts WHERE count > 0 ORDER BY kind, count DESC, name"
-        ):
-            counts[kind][name] = count
-        return {
-            "path": os.path.abspath(self.path),
-            "file_size": _file_size(self.path),
-            "schema_version": self.schema_version,
-            "events": sum(counts["category"].values()),
-            "streams": counts["streams"].get("", 0),
-            "last_position": self.head_position(),
-            "categories": counts["category"],
-            "types": counts["type"],
-        }
+        return info_document(
+            os.path.abspath(self.path),
+            _file_size(self.path),
+            self.schema_version,
+            self.conn.execute(COUNTS),
+            self.head_position(),
+        )
 
     @_reading
     def stream_info(self, stream: str) -> dict[str, Any]:
@@ -438,14 +437,7 @@ class EventStore(Appending):
                 (stream,),
             )
         )
-        return {
-            "stream": stream,
-            "category": first.category,
-            "version": last.version,
-            "types": types,
-            "first": first.to_dict(),
-            "last": last.to_dict(),
-        }
+        return stream_document(first, last, types)
 
 
 # A stream's summary: its streams row, and the two events it points to.

@@ -4,22 +4,10 @@ module with VERSION, SUMMARY and `up(cursor)` and runs in the caller's transacti
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 from esctl.store.postgres.migrations import m0002_events
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    version: int
-    summary: str
-    module: ModuleType
-
-    def to_dict(self) -> dict[str, object]:
-        return {"version": self.version, "summary": self.summary}
-
+from esctl.store.steps import Step
 
 STEPS = tuple(Step(m.VERSION, m.SUMMARY, m) for m in (m0002_events,))
 LATEST = STEPS[-1].version

@@ -7,25 +7,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from dataclasses import dataclass
-from types import ModuleType
 
 from esctl.store.natural import sql_sort_key
 from esctl.store.sqlite.migrations import m0001_events, m0002_streams_and_counts
+from esctl.store.steps import Step
 
 # A test names a FIFO here to stop an upgrade just before it commits (see
 # tests/test_migrations.py): the step writes its version to the FIFO and waits.
 BARRIER_ENV = "ESCTL_TEST_MIGRATION_BARRIER"
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    version: int
-    summary: str
-    module: ModuleType
-
-    def to_dict(self) -> dict[str, object]:
-        return {"version": self.version, "summary": self.summary}
 
 
 STEPS = tuple(Step(m.VERSION, m.SUMMARY, m) for m in (m0001_events, m0002_streams_and_counts))
