@@ -246,15 +246,18 @@ class StoreContract:
         assert next(store.read_stream("s-1")).recorded_at == stamp
 
     def test_the_stream_version_cache_is_only_trimmed_between_chunks(self, store, monkeypatch):
-        # With a tiny cache bound, a chunk that touches many streams twice must still
-        # number every stream's second event 2.
-        from esctl.store import writing
+        # With a tiny cache bound, chunks of 7 events over 5 streams (each chunk
+        # touches two of them twice; the cache outgrows the bound at every chunk)
+        # must still number every stream's events 1 to 8.
+        from esctl.store import base, writing
 
         monkeypatch.setattr(writing, "_MAX_CACHED_STREAMS", 3)
-        events = [("", NewEvent(f"s-{i % 10}", "T")) for i in range(40)]
+        monkeypatch.setattr(base, "CHUNK", 7)  # several chunks: the cache is trimmed between them
+        monkeypatch.setattr(type(store._writer()), "chunk", 0)  # the backend's own size too
+        events = [("", NewEvent(f"s-{i % 5}", "T")) for i in range(40)]
         summary = store.import_events(events)
         assert summary.imported == 40
-        assert [store.stream_version(f"s-{i}") for i in range(10)] == [4] * 10
+        assert [[e.version for e in store.read_stream(f"s-{i}")] for i in range(5)] == [list(range(1, 9))] * 5
 
     @pytest.mark.parametrize("set_limit", [100_000, 2])
     def test_streams_touched_are_counted_the_same_past_the_in_memory_limit(
@@ -405,27 +408,42 @@ class StoreInterfaceContract:
         ]
         assert [r.position for r in rows[2:]] == [1, 2]
 
-    def test_waiting_for_a_change_returns_at_the_timeout_or_on_another_connections_commit(self, store):
+    def test_waiting_for_a_change_returns_at_the_timeout_or_on_another_connections_commit(
+        self, store, monkeypatch
+    ):
         import threading
+        import time
 
         from esctl import store as backends
+        from tests.helpers import HANG
 
         token = store.change_token()
         assert store.wait_for_change(token, 0.01) == token  # nothing committed: the timeout
-        ready = threading.Event()
+        waiting = threading.Event()
+        read_token = store.change_token
+
+        def change_token() -> int:  # the wait's first reading: from here on it waits
+            current = read_token()
+            waiting.set()
+            return current
+
+        monkeypatch.setattr(store, "change_token", change_token)
 
         def commit_elsewhere() -> None:
             with backends.open(store.path) as other:
-                ready.wait()
+                waiting.wait(HANG)
                 other.append("s-1", [ev("s-1")])
 
         writer = threading.Thread(target=commit_elsewhere)
         writer.start()
-        ready.set()
+        started = time.monotonic()
         try:
-            assert store.wait_for_change(token, 60) != token  # woken by the commit, well before 60 s
+            assert store.wait_for_change(token, 10 * HANG) != token
         finally:
             writer.join()
+        # Woken by the commit (NOTIFY, or data_version's polling), not by the timeout:
+        # a bound ten times the wait's own timeout away, whatever the machine's load.
+        assert time.monotonic() - started < HANG
 
     def test_stored_rows_are_written_as_they_are_and_must_continue_the_log(self, store):
         from esctl import StoreError

@@ -125,18 +125,29 @@ def test_a_follower_reading_by_position_never_skips_an_event(store_url):
     for p in procs:
         p.start()
     seen: list[int] = []
-    with backends.open(store_url) as follower:
-        while True:
-            running = any(p.is_alive() for p in procs)  # read before the catch-up below
-            seen += [e.position for e in follower.read_all(from_position=(seen[-1] if seen else 0) + 1)]
-            if not running:
-                break
-        head = follower.head_position()
-        per_stream = {}
-        for event in follower.read_all():
-            per_stream.setdefault(event.stream, []).append(event.version)
-    for p in procs:
-        p.join(HANG)
+    deadline = time.monotonic() + HANG
+    try:
+        with backends.open(store_url) as follower:
+            while True:
+                running = any(p.is_alive() for p in procs)  # read before the catch-up below
+                new = [e.position for e in follower.read_all(from_position=(seen[-1] if seen else 0) + 1)]
+                seen += new
+                if not running:
+                    break
+                if time.monotonic() > deadline:
+                    pytest.fail(f"the writers did not finish within {HANG:.0f} s")
+                if not new:
+                    time.sleep(0.001)  # leave the 2 cores to the writers; not a synchronisation
+            head = follower.head_position()
+            per_stream: dict[str, list[int]] = {}
+            for event in follower.read_all():
+                per_stream.setdefault(event.stream, []).append(event.version)
+        for p in procs:
+            p.join(HANG)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
     assert _reported(errors) == []
     assert [p.exitcode for p in procs] == [0] * GAP_WRITERS
     assert seen == list(range(1, head + 1))
@@ -171,10 +182,12 @@ def test_a_writer_killed_mid_transaction_leaves_nothing_and_holds_nothing(store_
     ctx = mp.get_context("spawn")
     child = ctx.Process(target=_killed_writer, args=(store_url, str(ready)))
     child.start()
-    wait_until(lambda: ready.exists() or not child.is_alive(), "the writer to reach its commit")
-    assert ready.exists(), f"the writer exited ({child.exitcode}) before its commit"
-    os.kill(child.pid, signal.SIGKILL)
-    child.join(HANG)
+    try:
+        wait_until(lambda: ready.exists() or not child.is_alive(), "the writer to reach its commit")
+        assert ready.exists(), f"the writer exited ({child.exitcode}) before its commit"
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.join(HANG)
     with backends.open(store_url) as store:
         assert [e.type for e in store.read_all()] == ["Kept"]
         store.append("s-1", [NewEvent("s-1", "After")], 1)  # the lock went with the process

@@ -34,29 +34,41 @@ _INSERT = "INSERT INTO events (position, stream, version, type, data, metadata, 
 
 
 @pytest.mark.parametrize(
-    "sql",
+    ("sql", "refusal"),
     [
-        "UPDATE events SET type = 'X'",
-        "DELETE FROM events",
-        "TRUNCATE events",
-        # A gap in positions, or in a stream's versions; a stored id.
-        _INSERT + "(5, 's-1', 3, 'C', '{}', '{}', 'x', '2020-01-01T00:00:00.000000Z')",
-        _INSERT + "(3, 's-1', 4, 'C', '{}', '{}', 'x', '2020-01-01T00:00:00.000000Z')",
-        _INSERT + "(3, 's-2', 2, 'C', '{}', '{}', 'x', '2020-01-01T00:00:00.000000Z')",
-        _INSERT
-        + "(3, 's-1', 3, 'C', '{}', '{}', (SELECT id FROM events LIMIT 1), '2020-01-01T00:00:00.000000Z')",
-        _INSERT + "(3, 's-1', 3, 'C', 'not json', '{}', 'x', '2020-01-01T00:00:00.000000Z')",
+        ("UPDATE events SET type = 'X'", "events: UPDATE refused: the event log is append-only"),
+        ("DELETE FROM events", "events: DELETE refused: the event log is append-only"),
+        ("TRUNCATE events", "events: TRUNCATE refused"),
+        # A gap in positions, or in a stream's versions; a stored id; data not JSON.
+        (
+            _INSERT + "(5, 's-1', 3, 'C', '{}', '{}', 'x', '2020-01-01T00:00:00.000000Z')",
+            "positions must continue",
+        ),
+        (
+            _INSERT + "(3, 's-1', 4, 'C', '{}', '{}', 'x', '2020-01-01T00:00:00.000000Z')",
+            "stream s-1 is at version 2",
+        ),
+        (
+            _INSERT + "(3, 's-2', 2, 'C', '{}', '{}', 'x', '2020-01-01T00:00:00.000000Z')",
+            "stream s-2 is at version 0",
+        ),
+        (
+            _INSERT
+            + "(3, 's-1', 3, 'C', '{}', '{}', (SELECT id FROM events LIMIT 1), '2020-01-01T00:00:00.000000Z')",
+            "events_id_key",
+        ),
+        (_INSERT + "(3, 's-1', 3, 'C', 'not json', '{}', 'x', '2020-01-01T00:00:00.000000Z')", "type json"),
         # The derived tables change only with the events.
-        "UPDATE streams SET version = 7",
-        "DELETE FROM streams",
-        "UPDATE esctl_counts SET count = 0",
-        "UPDATE esctl_head SET position = 9",
-        "INSERT INTO streams VALUES ('x-1', 'x', 1, 1, 1, '\\x00')",
+        ("UPDATE streams SET version = 7", "streams: UPDATE refused: it follows the events"),
+        ("DELETE FROM streams", "streams: DELETE refused"),
+        ("UPDATE esctl_counts SET count = 0", "esctl_counts: UPDATE refused"),
+        ("UPDATE esctl_head SET position = 9", "esctl_head: UPDATE refused"),
+        ("INSERT INTO streams VALUES ('x-1', 'x', 1, 1, 1, '\\x00')", "streams: INSERT refused"),
     ],
 )
-def test_schema_refuses_changes_from_a_plain_client(filled, sql):
+def test_schema_refuses_changes_from_a_plain_client(filled, sql, refusal):
     with psycopg.connect(filled, autocommit=True) as conn:
-        with pytest.raises(psycopg.Error):
+        with pytest.raises((psycopg.errors.IntegrityError, psycopg.errors.DataError), match=refusal):
             conn.execute(sql)
         rows = conn.execute("SELECT position, version, type FROM events ORDER BY position").fetchall()
         assert rows == [(1, 1, "A"), (2, 2, "B")]
@@ -136,7 +148,9 @@ def test_a_dropped_connection_mid_append_leaves_nothing_and_a_retry_writes_once(
 
         def dropped() -> None:  # the server ends the session before the commit arrives
             with psycopg.connect(filled, autocommit=True) as admin:
-                admin.execute("SELECT pg_terminate_backend(%s)", (store.conn.info.backend_pid,))
+                admin.execute(
+                    "SELECT pg_terminate_backend(%s, 60000)", (store.conn.info.backend_pid,)
+                )  # waits
             commit()
 
         w.commit = dropped
@@ -158,11 +172,12 @@ def test_a_role_that_may_not_insert_opens_read_only(filled):
     role = "esctl_reader_" + filled.rsplit("%3D", 1)[1]
     with psycopg.connect(filled, autocommit=True) as conn:
         conn.execute(f"CREATE ROLE {role} LOGIN")
-        conn.execute(f"GRANT USAGE ON SCHEMA {filled.rsplit('%3D', 1)[1]} TO {role}")
-        conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {filled.rsplit('%3D', 1)[1]} TO {role}")
     parts = urlsplit(filled)
     url = urlunsplit(parts._replace(netloc=f"{role}@{parts.netloc.rpartition('@')[2]}"))
     try:
+        with psycopg.connect(filled, autocommit=True) as conn:
+            conn.execute(f"GRANT USAGE ON SCHEMA {filled.rsplit('%3D', 1)[1]} TO {role}")
+            conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {filled.rsplit('%3D', 1)[1]} TO {role}")
         with backends.open(url) as store:
             assert store.read_only == f"role {role} may not insert into events"
             assert [e.type for e in store.read_all()] == ["A", "B"]
@@ -177,16 +192,16 @@ def test_a_role_that_may_not_insert_opens_read_only(filled):
 def test_a_writer_held_up_past_the_lock_timeout_is_busy_and_the_store_stays_usable(filled):
     from esctl.errors import StoreBusy
 
-    holder = psycopg.connect(filled)
-    holder.execute("SELECT position FROM esctl_head FOR UPDATE")  # another writer's transaction
-    with backends.open(filled) as store:
-        store.conn.execute("SET lock_timeout = '50ms'")
-        with pytest.raises(StoreBusy, match="is busy: another writer held its lock too long") as info:
-            store.append("s-1", [NewEvent("s-1", "C")])
-        assert info.value.exit_code == 1
-        holder.rollback()
+    with psycopg.connect(filled) as holder, backends.open(filled) as store:
+        try:
+            holder.execute("SELECT position FROM esctl_head FOR UPDATE")  # another writer's transaction
+            store.conn.execute("SET lock_timeout = '50ms'")
+            with pytest.raises(StoreBusy, match="is busy: another writer held its lock too long") as info:
+                store.append("s-1", [NewEvent("s-1", "C")])
+            assert info.value.exit_code == 1
+        finally:
+            holder.rollback()
         assert store.append("s-1", [NewEvent("s-1", "C")], 2).events[0].position == 3
-    holder.close()
 
 
 def _waiting_for_a_lock(url: str, pid: int) -> bool:

@@ -149,8 +149,8 @@ class Appending:
 
         try:
             writer.begin()
-            if not batch_size and writer.head == 0:
-                writer.defer_indexes()  # into an empty store, in one transaction
+            if not batch_size:
+                writer.defer_indexes()  # the writer judges: into an empty store, in one transaction
             for item in events:
                 chunk.append(item)
                 in_batch += 1

@@ -70,9 +70,14 @@ class ChunkWriter:
     def _stored(self, event_id: str) -> RecordedEvent | None:
         raise NotImplementedError
 
+    def _is_stored_id(self, exc: Exception) -> bool:
+        """Whether an insert failed because an id is stored already."""
+        raise NotImplementedError
+
     def defer_indexes(self) -> None:
-        """Into an empty store, in one transaction: drop the indexes that the write
-        path does not read, for `rebuild_deferred_indexes` to build once, sorted."""
+        """An import in one transaction is starting: into an empty store, a backend
+        may drop the indexes that the write path does not read, for
+        `rebuild_deferred_indexes` to build once, sorted."""
 
     def rebuild_deferred_indexes(self) -> None:
         pass
@@ -127,7 +132,15 @@ class ChunkWriter:
                 )
             position += 1
             versions[stream] = version
-        self._insert(list(rows))
+        try:
+            self._insert(list(rows))
+        except Exception as exc:
+            if not self._is_stored_id(exc):
+                raise
+            raise StoreError(
+                f"events {rows[0][2]} to {rows[-1][2]}: the destination holds one of their ids"
+                " already, with another event: it holds another log; nothing of them was written"
+            ) from None
         self.head = position
 
     def _fast_rows(self, events: Sequence[tuple[str, NewEvent]], given: int) -> list[Row] | None:

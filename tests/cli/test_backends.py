@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from esctl import store as backends
 from esctl.cli.app import app
 
 SAMPLES = Path(__file__).parents[2] / "sample_streams"
@@ -110,7 +111,7 @@ def test_a_session_prints_the_same_on_postgresql_as_on_sqlite(sqlite_session, po
         lite = (lite[0], _neutral(lite[1], names), _neutral(lite[2], names))
         pg = (pg[0], _neutral(pg[1], pg_names), _neutral(pg[2], pg_names))
         assert pg == lite, args
-    info = json.loads(on_postgres[16][1])
+    info = json.loads(on_postgres[SESSION.index((["info", "-o", "json"], None))][1])
     assert info["path"] == display_url(url) and info["events"] > 0
 
 
@@ -119,7 +120,7 @@ def test_read_models_of_a_postgresql_store_need_a_read_db_for_now(postgres_url):
 
     runner = CliRunner()
     with postgres.fresh_schema(postgres_url) as url:
-        runner.invoke(app, ["--db", url, "import", str(BANK / "events.ndjson")])
+        assert runner.invoke(app, ["--db", url, "import", str(BANK / "events.ndjson")]).exit_code == 0
         result = runner.invoke(
             app, ["--db", url, "--model", str(BANK / "model.py"), "project", "run", "balances"]
         )
@@ -147,22 +148,23 @@ def test_copy_between_backends_is_lossless_and_resumes_after_an_interruption(
     assert cli("import", str(BANK / "events.ndjson")).exit_code == 0
     back = tmp_path / "back.db"
     with postgres.fresh_schema(postgres_url) as url:
-        # Interrupted after its first batch: that batch stays, the copy resumes after it.
-        from esctl.store import copying
+        # Interrupted inside its second batch's transaction, its rows inserted: that
+        # batch is rolled back, the first stays, and the copy resumes after it.
+        from esctl.store.writing import ChunkWriter
 
-        real = copying.itertools.islice
-        calls = []
+        real = ChunkWriter.write_stored
+        batches: list[int] = []
 
-        def interrupted(rows, n):
-            calls.append(n)
-            if len(calls) == 2:
+        def interrupted(writer, rows):
+            real(writer, rows)
+            batches.append(len(rows))
+            if len(batches) == 2:
                 raise KeyboardInterrupt
-            return real(rows, n)
 
-        monkeypatch.setattr(copying.itertools, "islice", interrupted)
+        monkeypatch.setattr(ChunkWriter, "write_stored", interrupted)
         stopped = cli("copy", str(db), url, "--batch-size", "5")
         assert stopped.exit_code == 130
-        monkeypatch.setattr(copying.itertools, "islice", real)
+        monkeypatch.setattr(ChunkWriter, "write_stored", real)
         resumed = cli("copy", str(db), url, "--batch-size", "5", "-o", "json")
         assert resumed.exit_code == 0, resumed.stderr
         doc = json.loads(resumed.stdout)
@@ -180,4 +182,14 @@ def test_copy_between_backends_is_lossless_and_resumes_after_an_interruption(
     assert refused.stderr == (
         f"esctl: error: {back} holds other events: its position 19 is x-1 v1, the source ends at 18;"
         " copy continues only a copy of the same log (into an empty store, or one an interrupted copy left)\n"
+    )
+    other = tmp_path / "other.db"
+    assert cli("import", str(BANK / "events.ndjson"), db_path=other).exit_code == 0
+    differs = cli("copy", str(db), str(other))
+    assert differs.exit_code == 1
+    with backends.open(other) as theirs, backends.open(db) as ours:
+        mine, source = (next(s.read_all(from_position=11, limit=1)) for s in (theirs, ours))
+    assert differs.stderr.startswith(
+        f"esctl: error: {other} holds other events: its position 11 is {mine.stream} v{mine.version},"
+        f" the source's is {source.stream} v{source.version}; copy continues only a copy of the same log"
     )

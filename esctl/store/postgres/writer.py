@@ -117,6 +117,9 @@ class Writer(ChunkWriter):
         self.conn.execute("RELEASE SAVEPOINT esctl_chunk")
         return True
 
+    def _is_stored_id(self, exc: Exception) -> bool:
+        return isinstance(exc, errors.UniqueViolation) and exc.diag.constraint_name == _ID_INDEX
+
     def _stored(self, event_id: str) -> RecordedEvent | None:
         if not self._started:
             self._start([])

@@ -82,7 +82,7 @@ class Writer(ChunkWriter):
         transaction, so no reader ever sees them missing; the unique index on ids
         stays, as it finds repeated ids across chunks. Not where triggers are on:
         theirs read (stream, version) for every row."""
-        if not self.tracks:
+        if not self.tracks or self.head != 0:
             return
         self._deferred = [
             sql
@@ -172,6 +172,11 @@ class Writer(ChunkWriter):
         if grown:
             self.conn.executemany(_GROWN_STREAM, grown)
         self.conn.executemany(_COUNT, [(kind, name, n) for (kind, name), n in counts.items()])
+
+    def _is_stored_id(self, exc: Exception) -> bool:
+        # Rows whose positions and versions were checked: the id is the unique
+        # constraint left to fail.
+        return isinstance(exc, sqlite3.IntegrityError)
 
     def _stored(self, event_id: str) -> RecordedEvent | None:
         row = self.conn.execute(SELECT_EVENT + " WHERE id = ?", (event_id,)).fetchone()
