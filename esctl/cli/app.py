@@ -229,11 +229,12 @@ class RootGroup(HelpLayout, EsctlGroup):
 
 
 # The first paragraph is the summary; the blocks at the end show after the commands.
-ROOT_HELP = """An append-only event store in one SQLite file.
+ROOT_HELP = """An append-only event store in one SQLite file, or in PostgreSQL.
 
 Append events, replay streams into aggregates, build read models, inspect every
-version. The store is ./events.db unless --db or ESCTL_DB names another file.
-Output is tables on a terminal and JSON or NDJSON when piped.
+version. The store is ./events.db unless --db or ESCTL_DB names another file (or a
+PostgreSQL database, postgresql://...). Output is tables on a terminal and JSON or
+NDJSON when piped.
 
 esctl help COMMAND shows a command's options and examples.
 
@@ -283,7 +284,13 @@ def _version(value: bool) -> None:
 def main_options(
     ctx: typer.Context,
     db: Annotated[
-        Optional[str], typer.Option("--db", envvar="ESCTL_DB", metavar="PATH", help="The store.")
+        Optional[str],
+        typer.Option(
+            "--db",
+            envvar="ESCTL_DB",
+            metavar="PATH|URL",
+            help="The store: a file, or a postgresql:// URL.",
+        ),
     ] = DEFAULT_DB,
     output_format: Annotated[
         OutputFormat,
