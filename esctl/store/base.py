@@ -9,16 +9,64 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from esctl.errors import InvalidInput
+from esctl.errors import InvalidInput, NotFound
 from esctl.events import ANY, ExpectedVersion, NewEvent, check_stream, parse_expected_version
 from esctl.ids import CANONICAL_ID
-from esctl.store.results import AppendResult, ImportSummary
+from esctl.store.results import AppendResult, ImportSummary, stream_document
 from esctl.store.rows import StoredRow
+from esctl.store.writing import COLUMNS, decode
 
 T = TypeVar("T")
 
 CHUNK = 5_000  # events per insert inside an import
 _MAX_STREAM_SET = 100_000
+
+
+_LAST_CHAR = "\U0010ffff"  # above every character a name can hold
+
+
+class Lookups:
+    """The look-ups every backend answers with the same SQL, through its `_fetch`
+    (the SQL's `?` in the backend's own parameter style)."""
+
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple]:
+        raise NotImplementedError
+
+    def first_version_of_type(self, stream: str, event_type: str) -> int | None:
+        """The stream's lowest version of type `event_type`; None when it has none."""
+        sql = "SELECT min(version) FROM events WHERE stream = ? AND type = ?"
+        return self._fetch(sql, (stream, event_type))[0][0]
+
+    def first_version_after(self, stream: str, instant: str) -> int | None:
+        """The stream's lowest version recorded after `instant` (recorded_at form)."""
+        sql = "SELECT min(version) FROM events WHERE stream = ? AND recorded_at > ?"
+        return self._fetch(sql, (stream, instant))[0][0]
+
+    def stream_names(self, prefix: str = "", limit: int | None = None) -> list[str]:
+        """Stream names starting with `prefix`, in code-point order (for completion)."""
+        sql = "SELECT stream FROM streams WHERE stream >= ? AND stream < ? ORDER BY stream"
+        params: list[Any] = [prefix, prefix + _LAST_CHAR]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [name for (name,) in self._fetch(sql, params)]
+
+    def stream_info(self, stream: str) -> dict[str, Any]:
+        """What `info STREAM` shows: its first and last events and counts by type."""
+        check_stream(stream, allow_reserved=True)
+        found = self._fetch("SELECT first_position, last_position FROM streams WHERE stream = ?", (stream,))
+        if not found:
+            raise NotFound(f"stream {stream!r} not found")
+        first, last = (
+            decode(self._fetch(f"SELECT {COLUMNS} FROM events WHERE position = ?", (p,))[0]) for p in found[0]
+        )
+        types = dict(
+            self._fetch(
+                "SELECT type, count(*) FROM events WHERE stream = ? GROUP BY type ORDER BY 2 DESC, 1",
+                (stream,),
+            )
+        )
+        return stream_document(first, last, types)
 
 
 class Appending:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -13,12 +13,12 @@ from psycopg.types.string import TextLoader
 
 from esctl.errors import NotFound, StoreError, StoreOutdated, StoreReadOnly
 from esctl.events import check_stream
-from esctl.store.base import Appending
+from esctl.store.base import Appending, Lookups
 from esctl.store.postgres import migrations
 from esctl.store.postgres.failures import translate, translated
 from esctl.store.postgres.snapshots import Snapshots
 from esctl.store.postgres.writer import SELECT_EVENT, Writer
-from esctl.store.results import COUNTS, StreamSummary, info_document, stream_document
+from esctl.store.results import COUNTS, StreamSummary, info_document
 from esctl.store.rows import StoredRow
 from esctl.store.writing import decode
 
@@ -69,7 +69,7 @@ def connect(url: str) -> psycopg.Connection:
     return conn
 
 
-class PostgresStore(Appending):
+class PostgresStore(Appending, Lookups):
     """An event store in a PostgreSQL database: `PostgresStore.open(url)`."""
 
     def __init__(self, url: str, conn: psycopg.Connection, *, created: bool, schema_version: int) -> None:
@@ -111,6 +111,10 @@ class PostgresStore(Appending):
 
     def _translate(self, exc: BaseException) -> BaseException:
         return translate(exc, self.location)
+
+    @_reading
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple]:
+        return self.conn.execute(sql.replace("?", "%s"), params).fetchall()  # the SQL holds no other ?
 
     def close(self, *, discard_if_new_and_empty: bool = False) -> None:
         """Close the connections. A database's tables are never dropped: an empty
@@ -270,25 +274,6 @@ class PostgresStore(Appending):
                 low = rows[-1][index] + 1
             size = min(size * 4, _LAST_PAGE)
 
-    @_reading
-    def first_version_of_type(self, stream: str, event_type: str) -> int | None:
-        sql = "SELECT min(version) FROM events WHERE stream = %s AND type = %s"
-        return self.conn.execute(sql, (stream, event_type)).fetchone()[0]
-
-    @_reading
-    def first_version_after(self, stream: str, instant: str) -> int | None:
-        sql = "SELECT min(version) FROM events WHERE stream = %s AND recorded_at > %s"
-        return self.conn.execute(sql, (stream, instant)).fetchone()[0]
-
-    @_reading
-    def stream_names(self, prefix: str = "", limit: int | None = None) -> list[str]:
-        sql = "SELECT stream FROM streams WHERE stream >= %s AND stream < %s ORDER BY stream"
-        params: list[Any] = [prefix, prefix + _LAST_CHAR]
-        if limit is not None:
-            sql += " LIMIT %s"
-            params.append(limit)
-        return [name for (name,) in self.conn.execute(sql, params).fetchall()]
-
     def streams(self, *, category: str | None = None, limit: int | None = None) -> Iterator[StreamSummary]:
         """One summary per stream in natural order of the names (the sort key the
         trigger keeps under an index), paged by that key."""
@@ -322,25 +307,6 @@ class PostgresStore(Appending):
             self.conn.execute(COUNTS).fetchall(),
             self.head_position(),
         )
-
-    @_reading
-    def stream_info(self, stream: str) -> dict[str, Any]:
-        check_stream(stream, allow_reserved=True)
-        found = self.conn.execute(
-            "SELECT first_position, last_position FROM streams WHERE stream = %s", (stream,)
-        ).fetchone()
-        if found is None:
-            raise NotFound(f"stream {stream!r} not found")
-        first, last = (
-            decode(self.conn.execute(SELECT_EVENT + " WHERE position = %s", (p,)).fetchone()) for p in found
-        )
-        types = dict(
-            self.conn.execute(
-                "SELECT type, count(*) FROM events WHERE stream = %s GROUP BY type ORDER BY 2 DESC, 1",
-                (stream,),
-            ).fetchall()
-        )
-        return stream_document(first, last, types)
 
     # --- the change feed --------------------------------------------------------------
 

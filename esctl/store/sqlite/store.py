@@ -10,12 +10,12 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from esctl.errors import NotFound, StoreOutdated, StoreReadOnly
 from esctl.events import check_stream
-from esctl.store.base import Appending
+from esctl.store.base import Appending, Lookups
 from esctl.store.natural import natural_key
 from esctl.store.results import (
     COUNTS,
@@ -23,7 +23,6 @@ from esctl.store.results import (
     ImportSummary,
     StreamSummary,
     info_document,
-    stream_document,
 )
 from esctl.store.rows import StoredRow
 from esctl.store.sqlite import compat, migrations, schema
@@ -51,7 +50,7 @@ def _reading(method: Callable[..., T]) -> Callable[..., T]:
     return read
 
 
-class EventStore(Appending):
+class EventStore(Appending, Lookups):
     """An event store in one SQLite file.
 
     `EventStore.open(path)` opens an existing store; `create=True` creates it.
@@ -128,6 +127,10 @@ class EventStore(Appending):
 
     def _translate(self, exc: BaseException) -> BaseException:
         return translate(exc, self.path)
+
+    @_reading
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple]:
+        return self.conn.execute(sql, params).fetchall()
 
     def close(self, *, discard_if_new_and_empty: bool = False) -> None:
         """Close the connection. With `discard_if_new_and_empty`, a store that this
@@ -255,28 +258,6 @@ class EventStore(Appending):
             params.append(to_version)
         sql += " ORDER BY version DESC" if backwards else " ORDER BY version"
         return self._select(sql, params, limit, raw)
-
-    @_reading
-    def first_version_of_type(self, stream: str, event_type: str) -> int | None:
-        """The stream's lowest version of type `event_type`; None when it has none."""
-        sql = "SELECT min(version) FROM events WHERE stream = ? AND type = ?"
-        return self.conn.execute(sql, (stream, event_type)).fetchone()[0]
-
-    @_reading
-    def first_version_after(self, stream: str, instant: str) -> int | None:
-        """The stream's lowest version recorded after `instant` (recorded_at form)."""
-        sql = "SELECT min(version) FROM events WHERE stream = ? AND recorded_at > ?"
-        return self.conn.execute(sql, (stream, instant)).fetchone()[0]
-
-    @_reading
-    def stream_names(self, prefix: str = "", limit: int | None = None) -> list[str]:
-        """Stream names starting with `prefix`, in code-point order (for completion)."""
-        sql = "SELECT stream FROM streams WHERE stream >= ? AND stream < ? ORDER BY stream"
-        params: list[Any] = [prefix, prefix + _LAST_CHAR]
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
-        return [name for (name,) in self.conn.execute(sql, params)]
 
     def change_token(self) -> int:
         """A number that changes whenever another connection commits to the store
@@ -419,25 +400,6 @@ class EventStore(Appending):
             self.conn.execute(COUNTS),
             self.head_position(),
         )
-
-    @_reading
-    def stream_info(self, stream: str) -> dict[str, Any]:
-        check_stream(stream, allow_reserved=True)
-        found = self.conn.execute(
-            "SELECT first_position, last_position FROM streams WHERE stream = ?", (stream,)
-        ).fetchone()
-        if found is None:
-            raise NotFound(f"stream {stream!r} not found")
-        first, last = (
-            decode(self.conn.execute(SELECT_EVENT + " WHERE position = ?", (p,)).fetchone()) for p in found
-        )
-        types = dict(
-            self.conn.execute(
-                "SELECT type, count(*) FROM events WHERE stream = ? GROUP BY type ORDER BY 2 DESC, 1",
-                (stream,),
-            )
-        )
-        return stream_document(first, last, types)
 
 
 # A stream's summary: its streams row, and the two events it points to.
