@@ -28,7 +28,6 @@ SCHEMA_VERSION = migrations.LATEST
 LOCK_TIMEOUT = "60s"  # as SQLite's busy timeout: then StoreBusy
 _CREATE_LOCK = 0x45534354  # "ESCT": an advisory lock held while creating the schema
 _FIRST_PAGE, _LAST_PAGE = 100, 10_000  # rows per page of a read: small first, for `| head`
-_LAST_CHAR = "\U0010ffff"
 _SUMMARY = "SELECT s.stream, s.category, s.version, f.recorded_at, l.recorded_at, s.last_position"
 _SUMMARY_FROM = """
     FROM streams AS s

@@ -35,7 +35,6 @@ from esctl.transaction import begin_immediate, rollback
 
 T = TypeVar("T")
 
-_LAST_CHAR = "\U0010ffff"  # above every character a name can hold
 _POLL_SECONDS = 0.005
 
 
