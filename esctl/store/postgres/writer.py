@@ -32,13 +32,13 @@ _INSERT = (
 _COPY = f"COPY events ({COLUMNS}) FROM STDIN (FORMAT BINARY)"
 # Binary: nothing to escape. json's binary form is its text, as text's is.
 _COPY_TYPES = ["text", "int8", "int8", "text", "text", "text", "text", "text"]
-_COPY_FROM = 1_000  # rows: from here COPY beats INSERT from arrays
+_COPY_FROM = 1_000  # rows: an import's chunks go by COPY, an append's events by INSERT
 _ID_INDEX = "events_id_key"
 
 
 class Writer(ChunkWriter):
     # Larger than SQLite's: the trigger then updates each stream's row once per
-    # 20,000 events rather than per 5,000, which measured about a fifth of an import.
+    # 20,000 events rather than per 5,000 (a third off a 200,000-event import here).
     chunk = 20_000
 
     def __init__(self, conn: Any) -> None:
