@@ -80,11 +80,8 @@ class Writer(ChunkWriter):
                 self.conn.execute("ROLLBACK")
 
     def _tracked_version(self, stream: str) -> int:
-        if not self._started:
-            self._start([stream])
-            return self._versions[stream]
-        row = self.conn.execute("SELECT version FROM streams WHERE stream = %s", (stream,)).fetchone()
-        return row[0] if row else 0
+        self._load_versions([stream])
+        return self._versions[stream]
 
     def _load_versions(self, streams: Iterable[str]) -> None:
         wanted = list(set(streams) - self._versions.keys())
@@ -111,7 +108,7 @@ class Writer(ChunkWriter):
             self._insert(rows)
         except errors.UniqueViolation as exc:
             self.conn.execute("ROLLBACK TO SAVEPOINT esctl_chunk")
-            if exc.diag.constraint_name != _ID_INDEX:
+            if not self._is_stored_id(exc):
                 raise
             return False
         self.conn.execute("RELEASE SAVEPOINT esctl_chunk")
