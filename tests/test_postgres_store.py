@@ -9,6 +9,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from esctl import NewEvent, NotFound, StoreError
 from esctl import store as backends
@@ -284,3 +286,22 @@ def test_the_guards_let_only_esctls_trigger_keep_the_derived_tables(filled):
         kept, computed = derived(conn)
         assert kept == computed
         assert conn.execute("SELECT position FROM esctl_head").fetchone()[0] == 2
+
+
+@settings(
+    max_examples=50,
+    suppress_health_check=[*settings.default.suppress_health_check, HealthCheck.function_scoped_fixture],
+)
+@given(
+    st.lists(
+        st.text(st.characters(blacklist_categories=["Cs", "Cc", "Zs", "Zl", "Zp"]), min_size=1, max_size=30),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_the_sort_key_in_sql_is_pythons_for_any_names(filled, names):
+    with psycopg.connect(filled) as conn:
+        keys = conn.execute(
+            "SELECT esctl_sort_key(n) FROM unnest(%s::text[]) WITH ORDINALITY AS u(n, i) ORDER BY i", (names,)
+        ).fetchall()
+    assert [bytes(key) for (key,) in keys] == [sort_key(name) for name in names]

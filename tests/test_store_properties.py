@@ -1,10 +1,12 @@
-"""Property tests: random interleavings of appends with random expected versions keep
+"""Property tests, on every backend: random interleavings of appends with random expected versions keep
 versions gapless per stream and positions gapless overall, and every accept/refuse
 decision matches a simple in-memory model of the rules."""
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from esctl import ANY, EXISTS, NO_STREAM, NewEvent, WrongExpectedVersion
-from esctl.store import EventStore
+from esctl import store as backends
+from tests.conftest import BACKENDS
 
 streams = st.sampled_from(["a-1", "a-2", "b-1"])
 expected_versions = st.one_of(st.sampled_from([ANY, NO_STREAM, EXISTS]), st.integers(0, 4))
@@ -29,14 +32,31 @@ def model_accepts(expected, version: int) -> bool:
     return expected == version
 
 
+@contextlib.contextmanager
+def fresh_store(backend: str, request: pytest.FixtureRequest) -> Iterator[object]:
+    """A new store of `backend` for one example."""
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory() as tmp, backends.open(Path(tmp) / "e.db", create=True) as store:
+            yield store
+        return
+    from tests import postgres
+
+    with (
+        postgres.fresh_schema(request.getfixturevalue("postgres_url")) as url,
+        backends.open(url, create=True) as store,
+    ):
+        yield store
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
 @settings(
     max_examples=60,
     suppress_health_check=[*settings.default.suppress_health_check, HealthCheck.function_scoped_fixture],
 )
 @given(appends)
-def test_appends_follow_the_model(ops):
-    with tempfile.TemporaryDirectory() as tmp, EventStore.open(Path(tmp) / "e.db", create=True) as store:
+def test_appends_follow_the_model(backend, request, ops):
+    with fresh_store(backend, request) as store:
         model: dict[str, int] = {}
         log: list[tuple[str, int]] = []
         for stream, expected, count in ops:
