@@ -26,6 +26,7 @@ T = TypeVar("T")
 
 SCHEMA_VERSION = migrations.LATEST
 LOCK_TIMEOUT = "60s"  # as SQLite's busy timeout: then StoreBusy
+CONNECT_TIMEOUT = 10  # seconds
 _CREATE_LOCK = 0x45534354  # "ESCT": an advisory lock held while creating the schema
 _FIRST_PAGE, _LAST_PAGE = 100, 10_000  # rows per page of a read: small first, for `| head`
 _SUMMARY = "SELECT s.stream, s.category, s.version, f.recorded_at, l.recorded_at, s.last_position"
@@ -58,8 +59,10 @@ def display_url(url: str) -> str:
 def connect(url: str) -> psycopg.Connection:
     """A connection in autocommit mode (the store opens its transactions itself),
     json read back as the text stored, waits for locks bounded by LOCK_TIMEOUT."""
+    # A server that does not answer is given 10 s (libpq waits forever), unless the URL says.
+    timeout = {} if "connect_timeout" in url else {"connect_timeout": CONNECT_TIMEOUT}
     try:
-        conn = psycopg.connect(url, autocommit=True)
+        conn = psycopg.connect(url, autocommit=True, **timeout)
     except psycopg.Error as exc:
         detail = (str(exc).strip().splitlines() or ["no reason given"])[-1]
         raise StoreError(f"cannot connect to {display_url(url)}: {detail}") from None
@@ -91,7 +94,7 @@ class PostgresStore(Appending, Lookups):
                 if version is None:
                     if not create:
                         raise NotFound(f"no event store in {display_url(url)} (esctl init creates one)")
-                    version, created = _create(conn, url)
+                    version, created = _create(conn)
         except BaseException:
             conn.close()
             raise
@@ -356,7 +359,7 @@ def _schema_version(conn: psycopg.Connection) -> int | None:
     return version
 
 
-def _create(conn: psycopg.Connection, url: str) -> tuple[int, bool]:
+def _create(conn: psycopg.Connection) -> tuple[int, bool]:
     """Create the schema in the connection's schema (search_path), unless another
     client did meanwhile: the advisory lock makes two first appends take turns."""
     from esctl import __version__
