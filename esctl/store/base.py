@@ -1,5 +1,6 @@
-"""The write half of the store interface, the same on every backend: `append` and
-`import_events` over a backend's ChunkWriter (esctl.store.writing)."""
+"""What every backend's store shares: the write half of the interface (`append`,
+`import_events`, `import_stored` over the backend's ChunkWriter, see
+esctl.store.writing) and the look-ups that the same SQL answers on any backend."""
 
 from __future__ import annotations
 
@@ -20,8 +21,6 @@ T = TypeVar("T")
 
 CHUNK = 5_000  # events per insert inside an import
 _MAX_STREAM_SET = 100_000
-
-
 _LAST_CHAR = "\U0010ffff"  # above every character a name can hold
 
 
