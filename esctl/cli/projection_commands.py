@@ -367,10 +367,17 @@ def query(
       esctl query "select * from balances where balance > :min" -p min=20
       esctl query "select count(*) as n from balances" | jq .n
     """
-    from esctl.projections.query import parse_params, run_query
+    from esctl import store as backends
+    from esctl.projections.query import parse_params, run_query, run_store_query
 
+    params = parse_params(param or [])
     if session(ctx).read_db is None:
-        with session(ctx).store():  # a missing store is "no event store at PATH" (exit 4)
-            pass
-    result = run_query(session(ctx).read_path, sql, parse_params(param or []), timeout=timeout)
+        with session(ctx).store() as store:  # a missing store is "no event store at PATH" (exit 4)
+            if not isinstance(store, backends.EventStore):  # PostgreSQL: SQL over its database
+                result = run_store_query(store, sql, params, timeout=timeout)
+                session(ctx).output(output_format, listing=True).records(
+                    result.rows, "query_rows", result.columns
+                )
+                return
+    result = run_query(session(ctx).read_path, sql, params, timeout=timeout)
     session(ctx).output(output_format, listing=True).records(result.rows, "query_rows", result.columns)

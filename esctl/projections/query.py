@@ -1,4 +1,5 @@
-"""Read-only SQL over the read models.
+"""Read-only SQL over the read models (on PostgreSQL, over the store's database:
+esctl.store.postgres.query).
 
 Three locks, any one of which refuses a write: the file is opened read-only
 (`mode=ro`), `PRAGMA query_only` is on, and an authorizer allows only reading
@@ -69,16 +70,7 @@ def run_query(
 
     `timeout` seconds (0: no limit) bound the whole query, reading its rows included:
     past them it stops with QueryTimeout. Ctrl-C stops it as KeyboardInterrupt."""
-    if not timeout >= 0:  # NaN too
-        raise InvalidInput(f"query: the timeout must be 0 (no limit) or more seconds, got {timeout}")
-    if _NOTHING.fullmatch(sql):
-        raise InvalidInput("query: no SQL statement given")
-    params = dict(params or {})
-    _query_utf8(sql, "the SQL")
-    for name, value in params.items():
-        _query_utf8(name, "a parameter name")
-        if isinstance(value, str):
-            _query_utf8(value, f"parameter :{name}")
+    params = _checked(sql, params, timeout)
     if not os.path.exists(path) or os.path.getsize(path) == 0:
         raise NotFound(f"no read-model database at {path}")
     conn = sqlite3.connect(read_only_uri(path), uri=True)
@@ -96,6 +88,32 @@ def run_query(
         return QueryResult([], iter(()))
     columns = _unique([d[0] for d in cursor.description])
     return QueryResult(columns, _rows(run, cursor, columns))
+
+
+def run_store_query(
+    store: Any, sql: str, params: Mapping[str, Any] | None = None, *, timeout: float = 0
+) -> QueryResult:
+    """The same, on a store whose backend runs SQL itself (PostgreSQL: the store's
+    own database, read-only), its rows as `run_query` gives them."""
+    params = _checked(sql, params, timeout)
+    names, rows = store.query(sql, params, timeout)
+    columns = _unique(names)
+    return QueryResult(columns, ({c: _json(v) for c, v in zip(columns, row, strict=True)} for row in rows))
+
+
+def _checked(sql: str, params: Mapping[str, Any] | None, timeout: float) -> dict[str, Any]:
+    """The checks every query passes first; its parameters as a dict."""
+    if not timeout >= 0:  # NaN too
+        raise InvalidInput(f"query: the timeout must be 0 (no limit) or more seconds, got {timeout}")
+    if _NOTHING.fullmatch(sql):
+        raise InvalidInput("query: no SQL statement given")
+    params = dict(params or {})
+    _query_utf8(sql, "the SQL")
+    for name, value in params.items():
+        _query_utf8(name, "a parameter name")
+        if isinstance(value, str):
+            _query_utf8(value, f"parameter :{name}")
+    return params
 
 
 def _query_utf8(text: str, what: str) -> None:

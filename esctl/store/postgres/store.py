@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -309,6 +309,23 @@ class PostgresStore(Appending, Lookups):
             self.conn.execute(COUNTS).fetchall(),
             self.head_position(),
         )
+
+    # --- read-only SQL ------------------------------------------------------------------
+
+    def query(
+        self, sql: str, params: Mapping[str, Any], timeout: float
+    ) -> tuple[list[str], Iterator[tuple[Any, ...]]]:
+        """Run one read-only statement on a connection of its own (see
+        esctl.store.postgres.query): its column names, and its rows as read."""
+        from esctl.store.postgres import query
+
+        with translated(self.location):
+            columns, rows = query.run(connect(self.path), sql, params, timeout)
+        return columns, self._translating(rows)
+
+    def _translating(self, rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+        with translated(self.location):
+            yield from rows
 
     # --- the change feed --------------------------------------------------------------
 

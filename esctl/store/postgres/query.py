@@ -1,0 +1,127 @@
+"""Read-only SQL over a PostgreSQL store, as `esctl query` runs it on SQLite.
+
+Three locks, any of which refuses a write: the statement runs in a READ ONLY
+transaction that is rolled back afterwards, on a connection whose every
+transaction is read-only (default_transaction_read_only), and it goes through
+the extended protocol, which takes one statement only (so `COMMIT; DELETE ...`
+cannot leave the transaction). `statement_timeout` bounds each step of the query, and a deadline
+checked between batches of rows bounds the whole of it. Rows stream through a
+server-side cursor: `| head` and large results cost what is read.
+
+`:name` placeholders are SQLite's; they become psycopg's `%(name)s` outside
+strings, quoted names, comments and `::` casts.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import psycopg
+from psycopg import errors
+
+from esctl.errors import InvalidInput, QueryTimeout
+
+_BATCH = 1_000
+_FIRST_WORD = re.compile(r"(?:\s|--[^\n]*|/\*.*?\*/)*([A-Za-z]+)", re.S)
+_STREAMED = frozenset({"SELECT", "WITH", "VALUES", "TABLE"})
+_TOKENS = re.compile(
+    r"""'(?:[^']|'')*'              # a string
+      | "(?:[^"]|"")*"              # a quoted name
+      | \$(\w*)\$.*?\$\1\$          # a dollar-quoted string
+      | --[^\n]*                    # comments
+      | /\*.*?\*/
+      | ::                          # a cast, not a placeholder
+      | :([A-Za-z_][A-Za-z0-9_]*)   # a placeholder
+    """,
+    re.S | re.X,
+)
+
+
+def bind(sql: str, params: Mapping[str, Any]) -> str:
+    """`sql` in psycopg's placeholder style: `%` doubled, `:name` as `%(name)s`;
+    InvalidInput for a placeholder with no value."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(2)
+        if name is None:
+            return match.group()
+        if name not in params:
+            raise InvalidInput(f"query: no value for :{name} (give --param {name}=VALUE)")
+        return f"%({name})s"
+
+    return _TOKENS.sub(replace, sql.replace("%", "%%"))
+
+
+def run(
+    conn: psycopg.Connection, sql: str, params: Mapping[str, Any], timeout: float
+) -> tuple[list[str], Iterator[tuple[Any, ...]]]:
+    """Start the query on `conn` (its own connection, closed when the rows are
+    read or the query fails): its column names, and its rows as they are read."""
+    deadline = time.monotonic() + timeout if timeout else math.inf
+    try:
+        conn.execute("SET default_transaction_read_only = on")  # for any transaction after this one too
+        conn.execute("BEGIN READ ONLY")
+        _limit(conn, deadline)
+        # A server-side cursor takes only a query that returns rows; anything else
+        # (EXPLAIN, SHOW, a write the transaction refuses) runs as it is.
+        first = _FIRST_WORD.match(sql)
+        streamed = first is not None and first.group(1).upper() in _STREAMED
+        cursor = conn.cursor(name="esctl_query") if streamed else conn.cursor()
+        # prepare: the extended protocol, whatever the parameters (psycopg sends a
+        # query without them by the simple one, which runs `COMMIT; DELETE ...`).
+        # A server-side cursor's DECLARE takes one query.
+        options = {} if streamed else {"prepare": True}
+        cursor.execute(bind(sql, params), dict(params), **options)
+        columns = [d.name for d in cursor.description or ()]
+        rows = cursor.fetchmany(_BATCH) if columns else []
+    except BaseException as exc:
+        conn.close()
+        raise _failure(exc, sql, timeout) from None
+    return columns, _rows(conn, cursor, rows, deadline, sql, timeout)
+
+
+def _rows(
+    conn: psycopg.Connection,
+    cursor: Any,
+    first: list[tuple[Any, ...]],
+    deadline: float,
+    sql: str,
+    timeout: float,
+) -> Iterator[tuple[Any, ...]]:
+    try:
+        rows = first
+        while rows:
+            yield from (tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in rows)
+            _limit(conn, deadline)
+            rows = cursor.fetchmany(_BATCH)
+    except psycopg.Error as exc:
+        raise _failure(exc, sql, timeout) from None
+    finally:
+        conn.close()  # the transaction goes with it, rolled back
+
+
+def _limit(conn: psycopg.Connection, deadline: float) -> None:
+    """What is left of the deadline, as the statement timeout of the next step."""
+    if deadline == math.inf:
+        return
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise errors.QueryCanceled("canceling statement due to statement timeout")
+    conn.execute(f"SET LOCAL statement_timeout = {max(1, int(left * 1000))}")
+
+
+def _failure(exc: BaseException, sql: str, timeout: float) -> BaseException:
+    if isinstance(exc, errors.QueryCanceled):
+        return QueryTimeout(f"query stopped after {timeout:g} s (--timeout; 0 for no limit)")
+    if isinstance(exc, errors.ReadOnlySqlTransaction):
+        words = " ".join(sql.split()[:2]).upper()
+        return InvalidInput(f"query is read-only: {words} refused")
+    if isinstance(exc, psycopg.OperationalError):
+        return exc  # the connection: the store's error translation explains it
+    if isinstance(exc, psycopg.Error):
+        return InvalidInput(f"query: {(str(exc).strip().splitlines() or ['failed'])[0]}")
+    return exc
