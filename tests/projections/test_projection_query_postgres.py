@@ -58,7 +58,13 @@ def test_a_query_prints_what_it_prints_on_sqlite(stores, args):
     [
         ("delete from events", "query is read-only: DELETE FROM refused"),
         ("create table x (a integer)", "query is read-only: CREATE TABLE refused"),
-        ("commit; delete from events", "query: cannot insert multiple commands into a prepared statement"),
+        (
+            "commit; delete from events",
+            "query is read-only: COMMIT; DELETE refused (a query starts with EXPLAIN,",
+        ),
+        ("copy (select 1) to program 'touch /tmp/x'", "query is read-only: COPY (SELECT refused"),
+        ("analyze events", "query is read-only: ANALYZE EVENTS refused"),
+        ("do $$ begin delete from events; end $$", "query is read-only: DO $$ refused"),
         ("select 1; commit; delete from events", "query: cannot insert multiple commands"),
         (
             "with gone as (delete from events returning 1) select * from gone",
@@ -94,6 +100,30 @@ def test_a_read_db_still_names_a_sqlite_file_for_the_read_models(stores, tmp_pat
     )
     assert result.exit_code == 4
     assert result.stderr == f"esctl: error: no read-model database at {tmp_path / 'none.db'}\n"
+
+
+def test_a_timeout_beyond_what_postgresql_takes_is_as_good_as_none(stores):
+    _, url = stores
+    result = query(url, "select 1 as one", "--timeout", "1e7")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, '{"one":1}\n', "")
+
+
+@pytest.mark.parametrize(
+    ("sql", "bound"),
+    [
+        ("select :x, :y", "select %(x)s, %(y)s"),
+        (
+            "select ':x', E'\\' :x ', \":x\", $$ :x $$, $t$ :x $t$",
+            "select ':x', E'\\' :x ', \":x\", $$ :x $$, $t$ :x $t$",
+        ),
+        ("select 1::int as a$$, :x -- :x", "select 1::int as a$$, %(x)s -- :x"),
+        ("select '100%' where t like'a%' /* :x */", "select '100%%' where t like'a%%' /* :x */"),
+    ],
+)
+def test_placeholders_are_rewritten_only_outside_strings_names_comments_and_casts(sql, bound):
+    from esctl.store.postgres.query import bind
+
+    assert bind(sql, {"x": 1, "y": 2}) == bound
 
 
 def test_bytes_and_casts_come_out_as_json(stores):

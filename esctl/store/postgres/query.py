@@ -1,12 +1,21 @@
 """Read-only SQL over a PostgreSQL store, as `esctl query` runs it on SQLite.
 
-Three locks, any of which refuses a write: the statement runs in a READ ONLY
-transaction that is rolled back afterwards, on a connection whose every
-transaction is read-only (default_transaction_read_only), and it goes through
-the extended protocol, which takes one statement only (so `COMMIT; DELETE ...`
-cannot leave the transaction). `statement_timeout` bounds each step of the query, and a deadline
-checked between batches of rows bounds the whole of it. Rows stream through a
-server-side cursor: `| head` and large results cost what is read.
+What keeps it read-only:
+- only a statement that reads is sent: SELECT, WITH, VALUES, TABLE, SHOW or
+  EXPLAIN, by its first keyword (COPY, ANALYZE, DO, CALL, SET... are refused
+  here: some of them write outside any transaction, to files or statistics);
+- one statement only: the extended protocol takes no more (psycopg would send a
+  query without parameters by the simple one, where `COMMIT; DELETE ...` runs);
+- it runs in a READ ONLY transaction that is rolled back, on a connection whose
+  every transaction is read-only (default_transaction_read_only).
+What PostgreSQL lets a reading statement do beyond that is the role's privileges:
+a superuser's SELECT can read and wait on server files (pg_read_file) or end
+other sessions (pg_terminate_backend), and no timeout interrupts a wait on a
+FIFO. Query with a role that has neither superuser nor pg_*_server_* roles.
+
+`statement_timeout` bounds each step of the query, and a deadline checked between
+batches of rows bounds the whole of it. Rows stream through a server-side cursor:
+`| head` and large results cost what is read.
 
 `:name` placeholders are SQLite's; they become psycopg's `%(name)s` outside
 strings, quoted names, comments and `::` casts.
@@ -28,10 +37,13 @@ from esctl.errors import InvalidInput, QueryTimeout
 _BATCH = 1_000
 _FIRST_WORD = re.compile(r"(?:\s|--[^\n]*|/\*.*?\*/)*([A-Za-z]+)", re.S)
 _STREAMED = frozenset({"SELECT", "WITH", "VALUES", "TABLE"})
+_READING = _STREAMED | {"SHOW", "EXPLAIN"}
+_MAX_TIMEOUT_MS = 2**31 - 1  # statement_timeout's largest value (24.8 days)
 _TOKENS = re.compile(
-    r"""'(?:[^']|'')*'              # a string
+    r"""(?<!\w)[Ee]'(?:[^'\\]|\\.|'')*'  # a string with backslash escapes
+      | '(?:[^']|'')*'              # a string
       | "(?:[^"]|"")*"              # a quoted name
-      | \$(\w*)\$.*?\$\1\$          # a dollar-quoted string
+      | (?<![\w$])\$((?:[A-Za-z_]\w*)?)\$.*?\$\1\$  # a dollar-quoted string
       | --[^\n]*                    # comments
       | /\*.*?\*/
       | ::                          # a cast, not a placeholder
@@ -62,14 +74,21 @@ def run(
     """Start the query on `conn` (its own connection, closed when the rows are
     read or the query fails): its column names, and its rows as they are read."""
     deadline = time.monotonic() + timeout if timeout else math.inf
+    first = _FIRST_WORD.match(sql)
+    word = first.group(1).upper() if first else ""
+    if word not in _READING:
+        conn.close()
+        words = " ".join(sql.split()[:2]).upper()
+        raise InvalidInput(
+            f"query is read-only: {words} refused (a query starts with {', '.join(sorted(_READING))})"
+        )
     try:
         conn.execute("SET default_transaction_read_only = on")  # for any transaction after this one too
         conn.execute("BEGIN READ ONLY")
         _limit(conn, deadline)
-        # A server-side cursor takes only a query that returns rows; anything else
-        # (EXPLAIN, SHOW, a write the transaction refuses) runs as it is.
-        first = _FIRST_WORD.match(sql)
-        streamed = first is not None and first.group(1).upper() in _STREAMED
+        # A server-side cursor takes only a query that returns rows; SHOW and
+        # EXPLAIN run as they are.
+        streamed = word in _STREAMED
         cursor = conn.cursor(name="esctl_query") if streamed else conn.cursor()
         # prepare: the extended protocol, whatever the parameters (psycopg sends a
         # query without them by the simple one, which runs `COMMIT; DELETE ...`).
@@ -111,7 +130,7 @@ def _limit(conn: psycopg.Connection, deadline: float) -> None:
     left = deadline - time.monotonic()
     if left <= 0:
         raise errors.QueryCanceled("canceling statement due to statement timeout")
-    conn.execute(f"SET LOCAL statement_timeout = {max(1, int(left * 1000))}")
+    conn.execute(f"SET LOCAL statement_timeout = {min(_MAX_TIMEOUT_MS, max(1, int(left * 1000)))}")
 
 
 def _failure(exc: BaseException, sql: str, timeout: float) -> BaseException:
@@ -120,8 +139,8 @@ def _failure(exc: BaseException, sql: str, timeout: float) -> BaseException:
     if isinstance(exc, errors.ReadOnlySqlTransaction):
         words = " ".join(sql.split()[:2]).upper()
         return InvalidInput(f"query is read-only: {words} refused")
-    if isinstance(exc, psycopg.OperationalError):
-        return exc  # the connection: the store's error translation explains it
+    if isinstance(exc, psycopg.OperationalError) and getattr(exc, "sqlstate", None) is None:
+        return exc  # the connection itself: the store's error translation explains it
     if isinstance(exc, psycopg.Error):
         return InvalidInput(f"query: {(str(exc).strip().splitlines() or ['failed'])[0]}")
     return exc
