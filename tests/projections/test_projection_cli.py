@@ -225,12 +225,24 @@ def test_the_account_aggregate_refuses_an_overdraft(bank) -> None:
     ]
 
 
-def test_follow_applies_new_events_and_stops_cleanly_on_ctrl_c(db, cli) -> None:
+def test_follow_applies_new_events_and_stops_cleanly_on_ctrl_c(store_url, tmp_path, monkeypatch) -> None:
+    """On every backend: woken by the commit (data_version on SQLite, NOTIFY on
+    PostgreSQL, whose read models live in a --read-db file)."""
+    from typer.testing import CliRunner
+
+    from esctl.cli.app import app
+
+    for var in ("ESCTL_DB", "ESCTL_MODEL", "ESCTL_READ_DB", "NO_COLOR"):
+        monkeypatch.delenv(var, raising=False)
+    read = [] if "://" not in store_url else ["--read-db", str(tmp_path / "read.db")]
+
+    def cli(*args: str):
+        return CliRunner().invoke(app, ["--db", store_url, *read, *args])
+
     assert cli("import", str(BANK / "events.ndjson")).exit_code == 0
-    env = {**os.environ, "ESCTL_DB": str(db), "ESCTL_MODEL": str(BANK / "model.py")}
-    env.pop("ESCTL_READ_DB", None)
+    env = {**os.environ, "ESCTL_DB": store_url, "ESCTL_MODEL": str(BANK / "model.py")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "esctl", "project", "run", "balances", "--follow"],
+        [sys.executable, "-m", "esctl", *read, "project", "run", "balances", "--follow"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
@@ -256,9 +268,10 @@ def test_follow_applies_new_events_and_stops_cleanly_on_ctrl_c(db, cli) -> None:
         proc.kill()
     assert proc.returncode == 130  # interrupted, as everywhere else
     assert err.splitlines() == ["esctl: following balances: Ctrl-C stops", "esctl: stopped following"]
-    assert lines(cli("query", "SELECT balance FROM balances WHERE account = 'bob'").stdout) == [
-        {"balance": 100}
-    ]
+    balance = cli(
+        "--model", str(BANK / "model.py"), "query", "SELECT balance FROM balances WHERE account = 'bob'"
+    )
+    assert lines(balance.stdout) == [{"balance": 100}]
 
 
 def test_follow_stops_on_sigterm_with_143_and_nothing_half_applied(db, cli) -> None:
