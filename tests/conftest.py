@@ -86,7 +86,9 @@ BACKENDS = ("sqlite", "postgres")
 def store_url(request: pytest.FixtureRequest, db: Path) -> Iterator[str]:
     """A URL for a store that does not exist yet, once per backend: what the
     contract suites and the CLI tests that touch the store run against. After the
-    test, the streams table and the counters must equal what the events say."""
+    test, the streams table and the counters must equal what the events say, and
+    the store's own check must find nothing."""
+    from esctl import store as backends
     from tests.helpers import derived
 
     if request.param == "sqlite":
@@ -98,6 +100,8 @@ def store_url(request: pytest.FixtureRequest, db: Path) -> Iterator[str]:
             kept, computed = derived(conn)
             conn.close()
             assert kept == computed
+            with backends.open(db) as store:
+                assert store.check() == []
         return
     import psycopg
 
@@ -109,6 +113,8 @@ def store_url(request: pytest.FixtureRequest, db: Path) -> Iterator[str]:
             if conn.execute("SELECT to_regclass('events')").fetchone()[0] is not None:
                 kept, computed = derived(conn)
                 assert kept == computed
+                with backends.open(url) as store:
+                    assert store.check() == []
 
 
 @pytest.fixture(autouse=True)

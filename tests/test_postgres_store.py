@@ -305,3 +305,22 @@ def test_the_sort_key_in_sql_is_pythons_for_any_names(filled, names):
             "SELECT esctl_sort_key(n) FROM unnest(%s::text[]) WITH ORDINALITY AS u(n, i) ORDER BY i", (names,)
         ).fetchall()
     assert [bytes(key) for (key,) in keys] == [sort_key(name) for name in names]
+
+
+def test_check_finds_what_a_superuser_did_around_the_triggers(filled):
+    with backends.open(filled) as store:
+        store.append("s-2", [NewEvent("s-2", "C")])
+        assert store.check() == []
+    with psycopg.connect(filled, autocommit=True) as conn:
+        conn.execute("SET session_replication_role = replica")  # no user triggers fire
+        conn.execute("DELETE FROM events WHERE position = 2")
+        conn.execute("RESET session_replication_role")
+        conn.execute("ALTER TABLE events DISABLE TRIGGER events_append_only")
+    with backends.open(filled) as store:
+        assert store.check() == [
+            "position 2: missing (2 events, the last at position 3)",
+            "streams row s-1 s: the events say ('s-1', 's', 1, 1, 1), the store keeps ('s-1', 's', 2, 1, 2)",
+            "counter category s: the events say ('category', 's', 2), the store keeps ('category', 's', 3)",
+            "counter type B: kept, ('type', 'B', 1), but no event says so",
+            "trigger events_append_only: disabled",
+        ]

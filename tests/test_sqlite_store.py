@@ -291,3 +291,22 @@ def test_an_unknown_url_scheme_is_refused_naming_it(tmp_path):
 
     with pytest.raises(InvalidInput, match=r"no esctl backend for mysql:// URLs"):
         backends.open("mysql://localhost/events")
+
+
+def test_check_finds_what_a_plain_sqlite_shell_did_around_the_triggers(filled):
+    with EventStore.open(filled) as store:
+        store.append("s-2", [NewEvent("s-2", "C")])
+        assert store.check() == []
+    conn = sqlite3.connect(filled)
+    conn.execute("DROP TRIGGER events_refuse_delete")
+    conn.execute("DELETE FROM events WHERE position = 2")
+    conn.commit()
+    conn.close()
+    with EventStore.open(filled) as store:
+        assert store.check() == [
+            "position 2: missing (2 events, the last at position 3)",
+            "streams row s-1 s: the events say ('s-1', 's', 1, 1, 1), the store keeps ('s-1', 's', 2, 1, 2)",
+            "counter category s: the events say ('category', 's', 2), the store keeps ('category', 's', 3)",
+            "counter type B: kept, ('type', 'B', 1), but no event says so",
+            "trigger events_refuse_delete: missing",
+        ]

@@ -67,6 +67,67 @@ class Lookups:
         )
         return stream_document(first, last, types)
 
+    # --- checking ------------------------------------------------------------------------
+
+    def check(self) -> list[str]:
+        """What is wrong with the store, one line each (empty when nothing is): a
+        position or a stream's version missing, the streams table or the counters
+        not what the events say, and the backend's own checks (its triggers, its
+        files). Reads every event: it costs what an export does."""
+        findings: list[str] = []
+        count, high = self._fetch("SELECT count(*), coalesce(max(position), 0) FROM events", ())[0]
+        if count != high:
+            missing = self._fetch(
+                "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM events WHERE position = 1)"
+                " UNION ALL SELECT min(e.position) + 1 FROM events AS e"
+                " WHERE e.position < ? AND NOT EXISTS (SELECT 1 FROM events AS n WHERE n.position = e.position + 1)",
+                (high,),
+            )
+            first = min(row[0] for row in missing if row[0] is not None)
+            findings.append(f"position {first}: missing ({count} events, the last at position {high})")
+        for stream, n, low, top in self._fetch(
+            "SELECT stream, count(*), min(version), max(version) FROM events GROUP BY stream"
+            " HAVING count(*) <> max(version) OR min(version) <> 1 ORDER BY stream LIMIT 5",
+            (),
+        ):
+            findings.append(f"stream {stream}: {n} events with versions {low} to {top}: a version is missing")
+        findings += self._differences(
+            "streams row",
+            "SELECT stream, category, max(version), min(position), max(position) FROM events GROUP BY stream, category",
+            "SELECT stream, category, version, first_position, last_position FROM streams",
+        )
+        findings += self._differences(
+            "counter",
+            "SELECT 'category', category, count(*) FROM events GROUP BY category"
+            " UNION ALL SELECT 'type', type, count(*) FROM events GROUP BY type"
+            " UNION ALL SELECT 'streams', '', (SELECT count(DISTINCT stream) FROM events)"
+            " WHERE EXISTS (SELECT 1 FROM events)",
+            "SELECT kind, name, count FROM esctl_counts WHERE count > 0",
+        )
+        return findings + self._backend_findings()
+
+    def _differences(self, what: str, computed: str, kept: str) -> list[str]:
+        """Rows the events imply that the table lacks or has otherwise, first five."""
+        want = set(self._fetch(computed, ()))
+        have = set(self._fetch(kept, ()))
+        out = []
+        for row in sorted(want - have, key=repr)[:5]:
+            out.append(
+                f"{what} {' '.join(map(str, row[:2]))}: the events say {tuple(row)}, the store keeps {_kept(row, have)}"
+            )
+        for row in sorted(have - want, key=repr)[: 5 - len(out)]:
+            if not any(r[:2] == row[:2] for r in want):
+                out.append(f"{what} {' '.join(map(str, row[:2]))}: kept, {tuple(row)}, but no event says so")
+        return out
+
+    def _backend_findings(self) -> list[str]:
+        return []
+
+
+def _kept(row: tuple, have: set[tuple]) -> str:
+    same = [r for r in have if r[:2] == row[:2]]
+    return str(tuple(same[0])) if same else "nothing"
+
 
 class Appending:
     """Mixed into a backend's store, which supplies `_writer`, `_translate` and

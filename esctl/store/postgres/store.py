@@ -25,6 +25,15 @@ from esctl.store.writing import decode
 T = TypeVar("T")
 
 SCHEMA_VERSION = migrations.LATEST
+# What the schema's guarantees rest on, for `check` to find missing or disabled.
+TRIGGERS = (
+    "events_adding",
+    "events_added",
+    "events_append_only",
+    "esctl_head_guard",
+    "streams_guard",
+    "esctl_counts_guard",
+)
 LOCK_TIMEOUT = "60s"  # as SQLite's busy timeout: then StoreBusy
 CONNECT_TIMEOUT = 10  # seconds
 _CREATE_LOCK = 0x45534354  # "ESCT": an advisory lock held while creating the schema
@@ -113,6 +122,29 @@ class PostgresStore(Appending, Lookups):
 
     def _translate(self, exc: BaseException) -> BaseException:
         return translate(exc, self.location)
+
+    def _backend_findings(self) -> list[str]:
+        """The head row where the log ends, and the schema's triggers all there and on."""
+        findings = []
+        head, last = self._fetch(
+            "SELECT position, (SELECT coalesce(max(position), 0) FROM events) FROM esctl_head", ()
+        )[0]
+        if head != last:
+            findings.append(f"esctl_head: at position {head}, the log ends at {last}")
+        enabled = dict(
+            self._fetch(
+                "SELECT tgname, tgenabled FROM pg_trigger"
+                " WHERE tgrelid IN ('events'::regclass, 'streams'::regclass, 'esctl_counts'::regclass,"
+                " 'esctl_head'::regclass) AND NOT tgisinternal",
+                (),
+            )
+        )
+        for name in TRIGGERS:
+            if name not in enabled:
+                findings.append(f"trigger {name}: missing")
+            elif enabled[name] == "D":
+                findings.append(f"trigger {name}: disabled")
+        return findings
 
     @_reading
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple]:

@@ -15,6 +15,19 @@ from esctl.store.sqlite.triggers import disable_triggers
 from esctl.transaction import immediate
 
 SCHEMA_VERSION = migrations.LATEST
+# What schema 2's guarantees rest on, for `check` to find missing.
+TRIGGERS = (
+    "esctl_counts_count_one_by_one",
+    "esctl_counts_refuse_delete",
+    "esctl_counts_start_at_one",
+    "events_next",
+    "events_refuse_delete",
+    "events_refuse_update",
+    "events_tracked",
+    "streams_follow_inserts",
+    "streams_follow_updates",
+    "streams_refuse_delete",
+)
 APPLICATION_ID = 0x45534354  # "ESCT": marks the file as an esctl store
 _SQLITE_HEADER = b"SQLite format 3\x00"
 

@@ -127,6 +127,15 @@ class EventStore(Appending, Lookups):
     def _translate(self, exc: BaseException) -> BaseException:
         return translate(exc, self.path)
 
+    def _backend_findings(self) -> list[str]:
+        """SQLite's own check of the file, and the schema's triggers all there."""
+        findings = [f"the file: {line}" for (line,) in self._fetch("PRAGMA quick_check", ()) if line != "ok"]
+        present = {
+            name for (name,) in self._fetch("SELECT name FROM sqlite_master WHERE type = 'trigger'", ())
+        }
+        findings += [f"trigger {name}: missing" for name in schema.TRIGGERS if name not in present]
+        return findings
+
     @_reading
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple]:
         return self.conn.execute(sql, params).fetchall()
