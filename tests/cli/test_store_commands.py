@@ -1,4 +1,5 @@
-"""CLI tests for the store commands: init, append, import, read, export, streams, info.
+"""CLI tests for the store commands: init, append, import, read, export, streams, info,
+copy (between backends: tests/cli/test_backends.py).
 
 stdout and stderr are asserted separately: data on stdout, diagnostics on stderr."""
 
@@ -568,3 +569,42 @@ def test_import_on_a_terminal_shows_progress_and_a_panel(tmp_path: Path):
 def test_json_output_of_an_empty_list_is_an_empty_array(orders):
     result = orders("-o", "json", "read", "--all", "--category", "nope")
     assert (result.exit_code, result.stdout) == (0, "[]\n")
+
+
+# --- copy ------------------------------------------------------------------------
+
+
+def test_copy_to_a_new_file_prints_what_it_did_and_exports_the_same(orders, db, tmp_path):
+    from tests.helpers import exported
+
+    target = tmp_path / "copy.db"
+    result = orders("copy", str(db), str(target))
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert {k: doc[k] for k in ("source", "destination", "copied", "already_there", "last_position")} == {
+        "source": str(db),
+        "destination": str(target),
+        "copied": 4,
+        "already_there": 0,
+        "last_position": 4,
+    }
+    assert result.stderr == f"esctl: created a new store at {target}\n"
+    assert exported(target) == exported(db)
+
+
+def test_copy_from_a_missing_store_exits_4_and_creates_nothing(cli, tmp_path):
+    result = cli("copy", str(tmp_path / "nope.db"), str(tmp_path / "copy.db"))
+    assert result.exit_code == 4
+    assert result.stdout == ""
+    assert result.stderr == f"esctl: error: no event store at {tmp_path / 'nope.db'}\n"
+    assert not (tmp_path / "copy.db").exists()
+
+
+def test_copy_needs_a_source_and_a_destination(cli):
+    result = cli("copy")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "esctl: error: missing argument SOURCE",
+        "esctl: see 'esctl copy --help'",
+    ]
