@@ -80,6 +80,14 @@ def server(url: str | None) -> Iterator[str]:
 
 
 _schemas = iter(range(1, 10**9))
+_made: list[str] = []  # dropped at the end: a server given with --url keeps none of them
+
+
+def drop_schemas(server_url: str) -> None:
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        for name in _made:
+            conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+    _made.clear()
 
 
 def schema_url(server_url: str, *, plain: str | None = None) -> str:
@@ -87,6 +95,7 @@ def schema_url(server_url: str, *, plain: str | None = None) -> str:
     from tests.postgres import with_search_path
 
     name = f"bench_{os.getpid()}_{next(_schemas)}"
+    _made.append(name)
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
         conn.execute(f"CREATE SCHEMA {name}")
@@ -213,151 +222,156 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.events, args.calls, args.runs = 2_000, 20, 1
-    n = args.events
     with benchlib.work_dir(args.dir) as work, server(args.url) as url:
-        with psycopg.connect(url) as conn:
-            version = conn.execute("SHOW server_version").fetchone()[0]
-        source = os.path.join(work, f"events-{n}.ndjson")
-        benchlib.write_events(source, n, ids=False)
-        print(f"{n:,} events; PostgreSQL {version}; {args.runs} runs; {benchlib.machine_note()}", flush=True)
+        try:
+            measure(args, work, url)
+        finally:
+            drop_schemas(url)
 
-        ours, text, binary = [], [], []
-        for run in range(args.runs):
-            contenders = [
-                (ours, lambda: esctl_import(schema_url(url), source)),
-                (text, lambda: raw_copy(schema_url(url, plain="PRIMARY KEY"), source, binary=False)),
-                (binary, lambda: raw_copy(schema_url(url, plain="PRIMARY KEY"), source, binary=True)),
-            ]
-            for series, fn in contenders[::-1] if run % 2 else contenders:
-                series.append(fn())
-        fastest = min(statistics.median(text), statistics.median(binary))
-        imported = statistics.median(ours)
-        print()
-        print(
-            benchlib.table(
-                ["import", "seconds", "events/s", "vs raw COPY"],
+
+def measure(args: argparse.Namespace, work: str, url: str) -> None:
+    n = args.events
+    with psycopg.connect(url) as conn:
+        version = conn.execute("SHOW server_version").fetchone()[0]
+    source = os.path.join(work, f"events-{n}.ndjson")
+    benchlib.write_events(source, n, ids=False)
+    print(f"{n:,} events; PostgreSQL {version}; {args.runs} runs; {benchlib.machine_note()}", flush=True)
+
+    ours, text, binary = [], [], []
+    for run in range(args.runs):
+        contenders = [
+            (ours, lambda: esctl_import(schema_url(url), source)),
+            (text, lambda: raw_copy(schema_url(url, plain="PRIMARY KEY"), source, binary=False)),
+            (binary, lambda: raw_copy(schema_url(url, plain="PRIMARY KEY"), source, binary=True)),
+        ]
+        for series, fn in contenders[::-1] if run % 2 else contenders:
+            series.append(fn())
+    fastest = min(statistics.median(text), statistics.median(binary))
+    imported = statistics.median(ours)
+    print()
+    print(
+        benchlib.table(
+            ["import", "seconds", "events/s", "vs raw COPY"],
+            [
                 [
-                    [
-                        "esctl import_events",
-                        benchlib.seconds(imported),
-                        benchlib.rate(n, imported),
-                        benchlib.ratio(fastest, imported),
-                    ],
-                    [
-                        "raw COPY, write_row",
-                        benchlib.seconds(statistics.median(text)),
-                        benchlib.rate(n, statistics.median(text)),
-                        "",
-                    ],
-                    [
-                        "raw COPY, binary",
-                        benchlib.seconds(statistics.median(binary)),
-                        benchlib.rate(n, statistics.median(binary)),
-                        "",
-                    ],
+                    "esctl import_events",
+                    benchlib.seconds(imported),
+                    benchlib.rate(n, imported),
+                    benchlib.ratio(fastest, imported),
                 ],
-            )
+                [
+                    "raw COPY, write_row",
+                    benchlib.seconds(statistics.median(text)),
+                    benchlib.rate(n, statistics.median(text)),
+                    "",
+                ],
+                [
+                    "raw COPY, binary",
+                    benchlib.seconds(statistics.median(binary)),
+                    benchlib.rate(n, statistics.median(binary)),
+                    "",
+                ],
+            ],
         )
+    )
 
-        batches = benchlib.append_batches(args.calls)
-        ours_a, raw_a = [], []
-        for run in range(args.runs):
-            contenders = [
-                (ours_a, lambda: esctl_appends(schema_url(url), batches)),
-                (
-                    raw_a,
-                    lambda: raw_appends(
-                        schema_url(url, plain="GENERATED ALWAYS AS IDENTITY PRIMARY KEY"), batches
-                    ),
+    batches = benchlib.append_batches(args.calls)
+    ours_a, raw_a = [], []
+    for run in range(args.runs):
+        contenders = [
+            (ours_a, lambda: esctl_appends(schema_url(url), batches)),
+            (
+                raw_a,
+                lambda: raw_appends(
+                    schema_url(url, plain="GENERATED ALWAYS AS IDENTITY PRIMARY KEY"), batches
                 ),
-            ]
-            for series, fn in contenders[::-1] if run % 2 else contenders:
-                series.append(fn())
-        per_ours = statistics.median(ours_a) / args.calls
-        per_raw = statistics.median(raw_a) / args.calls
-        print()
-        print(
-            benchlib.table(
-                ["append of 100 events", "ms per call", "vs raw executemany"],
-                [
-                    ["esctl append", f"{per_ours * 1000:.2f}", benchlib.ratio(per_raw, per_ours)],
-                    ["raw executemany", f"{per_raw * 1000:.2f}", ""],
-                ],
-            )
+            ),
+        ]
+        for series, fn in contenders[::-1] if run % 2 else contenders:
+            series.append(fn())
+    per_ours = statistics.median(ours_a) / args.calls
+    per_raw = statistics.median(raw_a) / args.calls
+    print()
+    print(
+        benchlib.table(
+            ["append of 100 events", "ms per call", "vs raw executemany"],
+            [
+                ["esctl append", f"{per_ours * 1000:.2f}", benchlib.ratio(per_raw, per_ours)],
+                ["raw executemany", f"{per_raw * 1000:.2f}", ""],
+            ],
         )
+    )
 
-        calls = max(args.calls // 2, 10)
-        rates: dict[str, list[float]] = {"esctl": [], "raw": [], "sqlite": []}
-        for run in range(args.runs):
-            order = ["raw", "sqlite", "esctl"] if run % 2 else ["esctl", "sqlite", "raw"]
-            for kind in order:
-                if kind == "raw":
-                    target = schema_url(url, plain="GENERATED ALWAYS AS IDENTITY PRIMARY KEY")
-                else:
-                    target = schema_url(url) if kind == "esctl" else os.path.join(work, f"writers-{run}.db")
-                    backends.open(target, create=True).close()
-                rates[kind].append(
-                    concurrent("raw" if kind == "raw" else "esctl", target, args.writers, calls)
-                )
-        print()
-        print(
-            benchlib.table(
-                [f"{args.writers} writers, 10 events a call", "events/s", "vs unordered"],
+    calls = max(args.calls // 2, 10)
+    rates: dict[str, list[float]] = {"esctl": [], "raw": [], "sqlite": []}
+    for run in range(args.runs):
+        order = ["raw", "sqlite", "esctl"] if run % 2 else ["esctl", "sqlite", "raw"]
+        for kind in order:
+            if kind == "raw":
+                target = schema_url(url, plain="GENERATED ALWAYS AS IDENTITY PRIMARY KEY")
+            else:
+                target = schema_url(url) if kind == "esctl" else os.path.join(work, f"writers-{run}.db")
+                backends.open(target, create=True).close()
+            rates[kind].append(concurrent("raw" if kind == "raw" else "esctl", target, args.writers, calls))
+    print()
+    print(
+        benchlib.table(
+            [f"{args.writers} writers, 10 events a call", "events/s", "vs unordered"],
+            [
                 [
-                    [
-                        "esctl (head row: gapless, commit order)",
-                        f"{statistics.median(rates['esctl']):,.0f}",
-                        f"{statistics.median(rates['esctl']) / statistics.median(rates['raw']):.2f}x",
-                    ],
-                    [
-                        "raw inserts (identity: gaps, any order)",
-                        f"{statistics.median(rates['raw']):,.0f}",
-                        "",
-                    ],
-                    [
-                        "esctl on one SQLite file (synchronous=FULL)",
-                        f"{statistics.median(rates['sqlite']):,.0f}",
-                        f"{statistics.median(rates['sqlite']) / statistics.median(rates['raw']):.2f}x",
-                    ],
+                    "esctl (head row: gapless, commit order)",
+                    f"{statistics.median(rates['esctl']):,.0f}",
+                    f"{statistics.median(rates['esctl']) / statistics.median(rates['raw']):.2f}x",
                 ],
-            )
+                [
+                    "raw inserts (identity: gaps, any order)",
+                    f"{statistics.median(rates['raw']):,.0f}",
+                    "",
+                ],
+                [
+                    "esctl on one SQLite file (synchronous=FULL)",
+                    f"{statistics.median(rates['sqlite']):,.0f}",
+                    f"{statistics.median(rates['sqlite']) / statistics.median(rates['raw']):.2f}x",
+                ],
+            ],
         )
+    )
 
-        pg = schema_url(url)
-        lite = os.path.join(work, "reads.db")
-        benchlib.remove_store(lite)
-        for target in (pg, lite):
-            with backends.open(target, create=True) as store, open(source, "rb") as f:
-                store.import_events(read_envelopes(f))
-        stream = benchlib.middle_stream(n)
-        repeats = 20 if args.quick else 200
-        pg_read, pg_replay = read_latencies(pg, stream, repeats)
-        lite_read, lite_replay = read_latencies(lite, stream, repeats)
-        print()
-        print(
-            benchlib.table(
+    pg = schema_url(url)
+    lite = os.path.join(work, "reads.db")
+    benchlib.remove_store(lite)
+    for target in (pg, lite):
+        with backends.open(target, create=True) as store, open(source, "rb") as f:
+            store.import_events(read_envelopes(f))
+    stream = benchlib.middle_stream(n)
+    repeats = 20 if args.quick else 200
+    pg_read, pg_replay = read_latencies(pg, stream, repeats)
+    lite_read, lite_replay = read_latencies(lite, stream, repeats)
+    print()
+    print(
+        benchlib.table(
+            [
+                f"one stream of 100 events, median of {repeats}",
+                "PostgreSQL",
+                "SQLite",
+                "SQLite / PostgreSQL",
+            ],
+            [
                 [
-                    f"one stream of 100 events, median of {repeats}",
-                    "PostgreSQL",
-                    "SQLite",
-                    "SQLite / PostgreSQL",
+                    "read_stream",
+                    f"{pg_read * 1000:.2f} ms",
+                    f"{lite_read * 1000:.2f} ms",
+                    f"{lite_read / pg_read:.2f}x",
                 ],
                 [
-                    [
-                        "read_stream",
-                        f"{pg_read * 1000:.2f} ms",
-                        f"{lite_read * 1000:.2f} ms",
-                        f"{lite_read / pg_read:.2f}x",
-                    ],
-                    [
-                        "replay (default fold)",
-                        f"{pg_replay * 1000:.2f} ms",
-                        f"{lite_replay * 1000:.2f} ms",
-                        f"{lite_replay / pg_replay:.2f}x",
-                    ],
+                    "replay (default fold)",
+                    f"{pg_replay * 1000:.2f} ms",
+                    f"{lite_replay * 1000:.2f} ms",
+                    f"{lite_replay / pg_replay:.2f}x",
                 ],
-            )
+            ],
         )
+    )
 
 
 if __name__ == "__main__":

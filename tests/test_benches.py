@@ -72,3 +72,32 @@ def test_events_are_fixed_by_the_seed() -> None:
     rare = [i for i, e in enumerate(without) if e["type"] == benchlib.RARE_TYPE]
     assert len(rare) == benchlib.RARE_COUNT
     assert min(rare) >= 3_000 - 30
+
+
+@pytest.mark.slow
+def test_the_postgresql_bench_runs(postgres_url: str, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "bench_postgres.py"),
+            "--quick",
+            "--url",
+            postgres_url,
+            "--dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for text in (
+        "esctl import_events",
+        "raw COPY, binary",
+        "esctl append",
+        "vs unordered",
+        "replay (default fold)",
+    ):
+        assert text in proc.stdout, proc.stdout
