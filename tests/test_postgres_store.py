@@ -324,3 +324,12 @@ def test_check_finds_what_a_superuser_did_around_the_triggers(filled):
             "counter type B: kept, ('type', 'B', 1), but no event says so",
             "trigger events_append_only: disabled",
         ]
+
+
+def test_check_finds_a_replica_only_trigger_and_a_missing_head(filled):
+    with psycopg.connect(filled, autocommit=True) as conn:
+        conn.execute("ALTER TABLE events ENABLE REPLICA TRIGGER events_added")  # fires in no ordinary session
+        conn.execute("SET session_replication_role = replica")
+        conn.execute("DELETE FROM esctl_head")
+    with backends.open(filled) as store:
+        assert store.check() == ["esctl_head: 0 rows, not one", "trigger events_added: disabled"]

@@ -310,3 +310,28 @@ def test_check_finds_what_a_plain_sqlite_shell_did_around_the_triggers(filled):
             "counter type B: kept, ('type', 'B', 1), but no event says so",
             "trigger events_refuse_delete: missing",
         ]
+
+
+def test_check_finds_versions_out_of_step_a_shared_id_and_a_trigger_that_does_nothing(filled, old):
+    conn = sqlite3.connect(filled)
+    for name in ("events_next", "events_tracked", "streams_follow_inserts", "streams_follow_updates"):
+        conn.execute(f"DROP TRIGGER {name}")
+    conn.execute("CREATE TRIGGER events_next BEFORE INSERT ON events BEGIN SELECT 1; END")
+    conn.execute("DROP INDEX events_stream_version")
+    conn.execute("DROP INDEX events_id")
+    conn.execute(  # s-1 v2 again, with the id of v1, at position 3
+        "INSERT INTO events (position, stream, version, type, data, metadata, id, recorded_at)"
+        " SELECT 3, stream, 2, type, data, metadata, id, recorded_at FROM events WHERE position = 1"
+    )
+    conn.commit()
+    conn.close()
+    with EventStore.open(filled) as store:
+        findings = store.check()
+    assert findings[:2] == [
+        "position 3: s-1 version 2 follows version 2",
+        f"id {next(EventStore.open(filled).read_all()).id}: held by 2 events",
+    ]
+    assert "trigger events_next: not as the schema defines it" in findings
+    assert "trigger events_tracked: missing" in findings
+    with EventStore.open(old) as store:  # schema 1: its own triggers, nothing missing
+        assert store.check() == []

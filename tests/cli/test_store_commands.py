@@ -608,3 +608,18 @@ def test_copy_needs_a_source_and_a_destination(cli):
         "esctl: error: missing argument SOURCE",
         "esctl: see 'esctl copy --help'",
     ]
+
+
+def test_copy_refuses_a_log_that_shares_ids_but_not_events_and_a_store_onto_itself(orders, db, tmp_path):
+    other = tmp_path / "other.db"
+    first = orders("export").stdout.splitlines()[0]
+    changed = first.replace('"total":10', '"total":11')  # the same id, stream and version
+    assert orders("import", "-", input=changed + "\n", db_path=other).exit_code == 0
+    refused = orders("copy", str(db), str(other))
+    assert refused.exit_code == 1
+    assert refused.stderr.startswith(
+        f"esctl: error: {other} holds other events: its position 1 is order-1 v1, the source's is stored otherwise;"
+    )
+    itself = orders("copy", str(db), str(db))
+    assert itself.exit_code == 1
+    assert itself.stderr == f"esctl: error: {db} and {db} are the same store: nothing to copy\n"

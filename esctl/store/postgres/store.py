@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -123,14 +124,27 @@ class PostgresStore(Appending, Lookups):
     def _translate(self, exc: BaseException) -> BaseException:
         return translate(exc, self.location)
 
+    @contextlib.contextmanager
+    def _one_read(self) -> Iterator[None]:
+        with translated(self.location):
+            self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")  # one snapshot
+        try:
+            yield
+        finally:
+            with contextlib.suppress(psycopg.Error):
+                self.conn.execute("ROLLBACK")
+
     def _backend_findings(self) -> list[str]:
-        """The head row where the log ends, and the schema's triggers all there and on."""
+        """The head row where the log ends, and the schema's triggers all there and
+        firing (enabled for ordinary sessions: not disabled, not replica-only)."""
         findings = []
-        head, last = self._fetch(
+        heads = self._fetch(
             "SELECT position, (SELECT coalesce(max(position), 0) FROM events) FROM esctl_head", ()
-        )[0]
-        if head != last:
-            findings.append(f"esctl_head: at position {head}, the log ends at {last}")
+        )
+        if len(heads) != 1:
+            findings.append(f"esctl_head: {len(heads)} rows, not one")
+        elif heads[0][0] != heads[0][1]:
+            findings.append(f"esctl_head: at position {heads[0][0]}, the log ends at {heads[0][1]}")
         enabled = dict(
             self._fetch(
                 "SELECT tgname, tgenabled FROM pg_trigger"
@@ -142,7 +156,7 @@ class PostgresStore(Appending, Lookups):
         for name in TRIGGERS:
             if name not in enabled:
                 findings.append(f"trigger {name}: missing")
-            elif enabled[name] == "D":
+            elif enabled[name] not in ("O", "A"):
                 findings.append(f"trigger {name}: disabled")
         return findings
 

@@ -15,19 +15,23 @@ from esctl.store.sqlite.triggers import disable_triggers
 from esctl.transaction import immediate
 
 SCHEMA_VERSION = migrations.LATEST
-# What schema 2's guarantees rest on, for `check` to find missing.
-TRIGGERS = (
-    "esctl_counts_count_one_by_one",
-    "esctl_counts_refuse_delete",
-    "esctl_counts_start_at_one",
-    "events_next",
-    "events_refuse_delete",
-    "events_refuse_update",
-    "events_tracked",
-    "streams_follow_inserts",
-    "streams_follow_updates",
-    "streams_refuse_delete",
-)
+
+
+def triggers(version: int) -> dict[str, str]:
+    """The triggers a store at schema `version` has, name to SQL (whitespace
+    collapsed): what its guarantees rest on, for `check` to compare."""
+    if version not in _TRIGGERS:
+        conn = sqlite3.connect(":memory:")
+        migrations.upgrade(conn, 0, upto=version)
+        _TRIGGERS[version] = {
+            name: " ".join(sql.split())
+            for name, sql in conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+        }
+        conn.close()
+    return _TRIGGERS[version]
+
+
+_TRIGGERS: dict[int, dict[str, str]] = {}
 APPLICATION_ID = 0x45534354  # "ESCT": marks the file as an esctl store
 _SQLITE_HEADER = b"SQLite format 3\x00"
 

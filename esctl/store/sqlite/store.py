@@ -127,13 +127,24 @@ class EventStore(Appending, Lookups):
     def _translate(self, exc: BaseException) -> BaseException:
         return translate(exc, self.path)
 
+    @contextlib.contextmanager
+    def _one_read(self) -> Iterator[None]:
+        self.conn.execute("BEGIN")  # deferred: a read transaction, one snapshot, no lock taken
+        try:
+            yield
+        finally:
+            rollback(self.conn)
+
     def _backend_findings(self) -> list[str]:
-        """SQLite's own check of the file, and the schema's triggers all there."""
+        """SQLite's own check of the file, and the schema's triggers there as the
+        schema defines them."""
         findings = [f"the file: {line}" for (line,) in self._fetch("PRAGMA quick_check", ()) if line != "ok"]
-        present = {
-            name for (name,) in self._fetch("SELECT name FROM sqlite_master WHERE type = 'trigger'", ())
-        }
-        findings += [f"trigger {name}: missing" for name in schema.TRIGGERS if name not in present]
+        present = dict(self._fetch("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'", ()))
+        for name, sql in schema.triggers(self.schema_version).items():
+            if name not in present:
+                findings.append(f"trigger {name}: missing")
+            elif " ".join(present[name].split()) != sql:
+                findings.append(f"trigger {name}: not as the schema defines it")
         return findings
 
     @_reading

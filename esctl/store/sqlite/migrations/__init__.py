@@ -31,11 +31,12 @@ def register_functions(conn: sqlite3.Connection) -> None:
     conn.create_function("esctl_sort_key", 1, sql_sort_key, deterministic=True)
 
 
-def upgrade(conn: sqlite3.Connection, version: int) -> list[Step]:
-    """Run the steps after `version` in the caller's transaction, setting the
-    schema version (PRAGMA user_version, part of the transaction) after each."""
+def upgrade(conn: sqlite3.Connection, version: int, *, upto: int | None = None) -> list[Step]:
+    """Run the steps after `version` (up to `upto`, default all) in the caller's
+    transaction, setting the schema version (PRAGMA user_version, part of the
+    transaction) after each."""
     register_functions(conn)
-    steps = pending(version)
+    steps = [step for step in pending(version) if upto is None or step.version <= upto]
     for step in steps:
         step.module.up(conn)
         conn.execute(f"PRAGMA user_version = {step.version}")
