@@ -87,8 +87,8 @@ class Lookups:
         if count and (low != 1 or count != high):
             if low < 1:
                 findings.append(f"position {low}: not a position (they start at 1)")
-            first = None if self._fetch("SELECT 1 FROM events WHERE position = 1", ()) else 1
-            if first is None:
+            first = 1  # the first position missing, if any
+            if self._fetch("SELECT 1 FROM events WHERE position = 1", ()):
                 first = self._fetch(
                     "SELECT min(e.position) + 1 FROM events AS e WHERE e.position >= 1 AND e.position < ?"
                     " AND NOT EXISTS (SELECT 1 FROM events AS n WHERE n.position = e.position + 1)",
