@@ -38,6 +38,11 @@ RUNS = [
 def test_bench_runs(script: str, args: list[str], expected: list[str], tmp_path: Path) -> None:
     if "--quick" in args:
         args = [*args, "--dir", str(tmp_path)]
+    _runs(script, args, expected, tmp_path)
+
+
+def _runs(script: str, args: list[str], expected: list[str], tmp_path: Path) -> None:
+    """The bench finishes without a traceback and prints what `expected` names."""
     proc = subprocess.run(
         [sys.executable, str(BENCH / script), *args],
         capture_output=True,
@@ -76,28 +81,9 @@ def test_events_are_fixed_by_the_seed() -> None:
 
 @pytest.mark.slow
 def test_the_postgresql_bench_runs(postgres_url: str, tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(BENCH / "bench_postgres.py"),
-            "--quick",
-            "--url",
-            postgres_url,
-            "--dir",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        cwd=tmp_path,
-        timeout=600,
+    _runs(
+        "bench_postgres.py",
+        ["--quick", "--url", postgres_url, "--dir", str(tmp_path)],
+        ["esctl import_events", "raw COPY, binary", "esctl append", "vs unordered", "replay (default fold)"],
+        tmp_path,
     )
-    assert proc.returncode == 0, proc.stderr
-    for text in (
-        "esctl import_events",
-        "raw COPY, binary",
-        "esctl append",
-        "vs unordered",
-        "replay (default fold)",
-    ):
-        assert text in proc.stdout, proc.stdout

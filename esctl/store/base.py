@@ -8,7 +8,7 @@ import contextlib
 import gc
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from esctl.errors import InvalidInput, NotFound
 from esctl.events import ANY, ExpectedVersion, NewEvent, check_stream, parse_expected_version
@@ -335,3 +335,17 @@ def _collector_paused() -> Iterator[None]:
 def _canonical_or_none(event_id: object) -> bool:
     """Whether writing an event with this id leaves the id as it is."""
     return event_id is None or (type(event_id) is str and CANONICAL_ID.fullmatch(event_id) is not None)
+
+
+class Store(Appending, Lookups):
+    """What a backend's store class derives from: the shared write path and
+    look-ups, and `with store:` closing it."""
+
+    def close(self, *, discard_if_new_and_empty: bool = False) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

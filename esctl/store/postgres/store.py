@@ -14,7 +14,7 @@ from psycopg.types.string import TextLoader
 
 from esctl.errors import NotFound, StoreError, StoreOutdated, StoreReadOnly
 from esctl.events import check_stream
-from esctl.store.base import Appending, Lookups
+from esctl.store.base import Store
 from esctl.store.postgres import migrations
 from esctl.store.postgres.failures import translate, translated
 from esctl.store.postgres.snapshots import Snapshots
@@ -81,7 +81,7 @@ def connect(url: str) -> psycopg.Connection:
     return conn
 
 
-class PostgresStore(Appending, Lookups):
+class PostgresStore(Store):
     """An event store in a PostgreSQL database: `PostgresStore.open(url)`."""
 
     def __init__(self, url: str, conn: psycopg.Connection, *, created: bool, schema_version: int) -> None:
@@ -170,12 +170,6 @@ class PostgresStore(Appending, Lookups):
         for conn in (self.conn, self._listener):
             if conn is not None:
                 conn.close()
-
-    def __enter__(self) -> PostgresStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     @_reading
     def _streams_in(self, ranges: list[list[int]]) -> int:

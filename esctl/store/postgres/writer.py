@@ -99,7 +99,8 @@ class Writer(ChunkWriter):
                 for row in rows:
                     copy.write_row(row)
         else:
-            # %b: the arrays go in binary, with nothing to escape (3x faster appends here).
+            # %b: the arrays go in binary, with nothing to escape (bench_postgres: 10.6 ms
+            # an append of 100 events with text arrays, 4.6 ms so).
             self.conn.execute(_INSERT, [list(column) for column in zip(*rows, strict=True)])
 
     def _insert_unless_stored(self, rows: list[Row], head: int) -> bool:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from esctl.errors import NotFound, StoreOutdated, StoreReadOnly
 from esctl.events import check_stream
-from esctl.store.base import Appending, Lookups
+from esctl.store.base import Store
 from esctl.store.natural import natural_key
 from esctl.store.results import (
     COUNTS,
@@ -49,7 +49,7 @@ def _reading(method: Callable[..., T]) -> Callable[..., T]:
     return read
 
 
-class EventStore(Appending, Lookups):
+class EventStore(Store):
     """An event store in one SQLite file.
 
     `EventStore.open(path)` opens an existing store; `create=True` creates it.
@@ -167,12 +167,6 @@ class EventStore(Appending, Lookups):
             return self.head_position() == 0
         except Exception:  # a damaged new file: leave it for the user to see
             return False
-
-    def __enter__(self) -> EventStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     @_reading
     def _streams_in(self, ranges: list[list[int]]) -> int:
