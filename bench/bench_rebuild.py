@@ -31,10 +31,10 @@ import time
 import orjson
 
 from esctl.projections import Projection
-from esctl.projections.catalog import open_read_models
 from esctl.projections.rebuild import rebuild
 from esctl.projections.runner import catch_up
 from esctl.store import EventStore
+from esctl.store.readmodels import open_read_models
 
 INSERT = (
     "INSERT INTO events (position, stream, version, type, data, metadata, id, recorded_at)"
@@ -169,7 +169,7 @@ def baseline(path: str) -> float:
 def esctl_rebuild(path: str, p: Projection) -> float:
     settle(path)
     with EventStore.open(path) as store:
-        conn = open_read_models(path, None, create=True)
+        conn = open_read_models(store, None, create=True)
         start = time.perf_counter()
         result = rebuild(store, conn, p)
         elapsed = time.perf_counter() - start
@@ -180,7 +180,7 @@ def esctl_rebuild(path: str, p: Projection) -> float:
 
 def esctl_catch_up(path: str, p: Projection) -> tuple[float, int]:
     with EventStore.open(path) as store:
-        conn = open_read_models(path, None, create=True)
+        conn = open_read_models(store, None, create=True)
         start = time.perf_counter()
         result = catch_up(store, conn, p)
         elapsed = time.perf_counter() - start

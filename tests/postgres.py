@@ -92,7 +92,8 @@ def with_search_path(url: str, schema: str) -> str:
 @contextlib.contextmanager
 def fresh_schema(server: str) -> Iterator[str]:
     """A URL whose tables live in a new, empty schema of the server's database
-    (cheaper than a database per test); the schema is dropped afterwards."""
+    (cheaper than a database per test); the schema is dropped afterwards, with
+    the read models' schemas named after it (`<schema>_<projection>`)."""
     import psycopg
 
     name = f"esctl_test_{os.getpid()}_{next(_schemas)}"
@@ -102,4 +103,23 @@ def fresh_schema(server: str) -> Iterator[str]:
         yield with_search_path(server, name)
     finally:
         with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {name} CASCADE")
+            made = conn.execute(
+                "SELECT nspname FROM pg_namespace WHERE nspname = %s OR starts_with(nspname, %s)",
+                (name, name + "_"),
+            ).fetchall()
+            for (schema,) in made:
+                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def read_models_probe(store: object) -> object:
+    """The read models of a PostgreSQL store, whose SQL outside a handler (a
+    test's) finds every projection's tables by plain name, as `esctl query` does."""
+    from esctl.store.postgres.readmodels import PostgresReadModels, search_path
+
+    class Probe(PostgresReadModels):
+        def execute(self, sql, params=()):  # type: ignore[no-untyped-def]
+            if self._armed is None and not self.in_transaction:
+                self.conn.execute("SELECT set_config('search_path', %s, false)", (search_path(self.conn),))
+            return super().execute(sql, params)
+
+    return Probe.open(store, create=True)  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""Aggregate commands: replay, diff, versions, exec, snapshot, upcast (issue 3).
+"""Aggregate commands: replay, diff, versions, exec, snapshot, upcast.
 
 Each command finds the stream's aggregate in the model (by category) or falls back
 to the default fold, and leaves the work to esctl.aggregates."""

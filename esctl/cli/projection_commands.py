@@ -1,8 +1,8 @@
-"""Projection commands: project list/run/rebuild/verify/reset and query (issue 4).
+"""Projection commands: project list/run/rebuild/verify/reset and query.
 
 The model's projections are read with the model's upcasters, so read models see
-events as the current code does. Read models live in the store's file unless the
-global --read-db names another; the work itself is done by esctl.projections."""
+events as the current code does. Read models live where the store lives unless the
+global --read-db names a SQLite file; the work itself is done by esctl.projections."""
 
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ project_app = EsctlTyper(
     cls=ProjectGroup,
     help="""Projections (read models): list, run, rebuild, verify, reset.
 
-    A projection of the model turns events into SQLite tables, kept in the store's
-    file (or in --read-db), that query, sqlite3 or any SQLite tool can read.
+    A projection of the model turns events into tables, kept where the store is
+    (its file or PostgreSQL database) or in --read-db, that query can read.
 
     Examples:
       export ESCTL_MODEL=sample_streams/bank/model.py
@@ -90,12 +90,12 @@ def list_(ctx: typer.Context, output_format: OutputOption = None) -> None:
         output.note("the model defines no projections")
     with session(ctx).store() as store:
         head = store.head_position()
-        conn = session(ctx).read_models(store)
+        db = session(ctx).read_models(store)
         try:
-            docs = [status(conn, p, head) for p in projections]
+            docs = [status(db, p, head) for p in projections]
         finally:
-            if conn is not None:
-                conn.close()
+            if db is not None:
+                db.close()
     session(ctx).output(output_format).records(docs, "projection_statuses")
 
 
@@ -134,11 +134,11 @@ def run(
     docs: list[dict[str, Any]] = []
     failed: list[ProjectionFailed | ProjectionNeedsRebuild] = []
     with session(ctx).store() as store:
-        conn = session(ctx).read_models(store, create=True)
-        assert conn is not None
+        db = session(ctx).read_models(store, create=True)
+        assert db is not None
         try:
             for projection in chosen:
-                before = status(conn, projection, store.head_position())
+                before = status(db, projection, store.head_position())
                 if before["status"] == "stale":
                     output.warn(
                         f"projection {projection.name!r} is stale (its code changed since it was built):"
@@ -146,11 +146,11 @@ def run(
                         " rebuilds it all"
                     )
                 try:
-                    result = _catch_up_with_progress(store, conn, projection, before["lag"])
+                    result = _catch_up_with_progress(store, db, projection, before["lag"])
                 except (ProjectionFailed, ProjectionNeedsRebuild) as exc:
                     output.error(str(exc))
                     failed.append(exc)
-                    docs.append(status(conn, projection, store.head_position()))
+                    docs.append(status(db, projection, store.head_position()))
                     continue
                 if result.adopted_code:
                     output.note(
@@ -159,7 +159,7 @@ def run(
                     )
                 docs.append(
                     {
-                        **status(conn, projection, store.head_position()),
+                        **status(db, projection, store.head_position()),
                         "applied": result.applied,
                         "seconds": round(result.seconds, 3),
                         "events_per_second": round(result.applied / result.seconds)
@@ -171,21 +171,21 @@ def run(
             if follow:
                 remaining = [p for p in chosen if p.name not in {f.name for f in failed}]
                 if remaining:
-                    failed += _follow(store, conn, remaining, out)
+                    failed += _follow(store, db, remaining, out)
         finally:
-            conn.close()
+            db.close()
     if failed:
         raise typer.Exit(failed[0].exit_code)
 
 
-def _catch_up_with_progress(store: Any, conn: Any, projection: Projection, lag: int) -> Any:
+def _catch_up_with_progress(store: Any, db: Any, projection: Projection, lag: int) -> Any:
     from esctl.projections.runner import catch_up
 
     with output.progress(lag, f"running {projection.name}", at_least=50_000) as advance:
-        return catch_up(store, conn, projection, progress=advance)
+        return catch_up(store, db, projection, progress=advance)
 
 
-def _follow(store: Any, conn: Any, projections: list[Projection], out: Any) -> list[Any]:
+def _follow(store: Any, db: Any, projections: list[Projection], out: Any) -> list[Any]:
     """Apply new events as they arrive until Ctrl-C (or SIGTERM); one line per batch."""
     from esctl.projections.runner import follow
 
@@ -208,7 +208,7 @@ def _follow(store: Any, conn: Any, projections: list[Projection], out: Any) -> l
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
         output.note(f"following {names}: Ctrl-C stops")  # once SIGTERM is handled too
-        return follow(store, conn, projections, on_result=applied, on_failure=failure)
+        return follow(store, db, projections, on_result=applied, on_failure=failure)
     except KeyboardInterrupt:
         # Each batch commits or rolls back whole (follow rolled back the one being
         # applied): stopping here loses nothing. Killed by a signal: 128 + its number.
@@ -243,19 +243,19 @@ def rebuild(
 
     (projection,) = pick(_projections(ctx), [name])
     with session(ctx).store() as store:
-        conn = session(ctx).read_models(store, create=True)
-        assert conn is not None
+        db = session(ctx).read_models(store, create=True)
+        assert db is not None
         try:
             with output.progress(store.head_position(), f"rebuilding {name}", at_least=1) as advance:
-                result = rebuild_projection(store, conn, projection, progress=advance)
+                result = rebuild_projection(store, db, projection, progress=advance)
             doc = {
-                **status(conn, projection, store.head_position()),
+                **status(db, projection, store.head_position()),
                 "applied": result.applied,
                 "seconds": round(result.seconds, 3),
                 "events_per_second": round(result.applied / result.seconds) if result.seconds else None,
             }
         finally:
-            conn.close()
+            db.close()
     session(ctx).output(output_format).document(doc, "projection_report", title=f"rebuilt {name}")
 
 
@@ -286,7 +286,13 @@ def verify(
 
     (projection,) = pick(_projections(ctx), [name])
     with session(ctx).store() as store:
-        report = verify_projection(store, session(ctx).read_path, projection)
+        db = session(ctx).read_models(store)
+        if db is None:
+            raise NotFound(f"projection {name!r} has not been built (no {session(ctx).read_path})")
+        try:
+            report = verify_projection(store, db, projection)
+        finally:
+            db.close()
     if len(report.differences) < report.total:
         output.note(f"showing the first {len(report.differences)} of {report.total} differences")
     session(ctx).output(output_format).document(report.to_dict(), "verify_report")
@@ -323,12 +329,12 @@ def reset(
 
     defined = {p.name for p in _projections(ctx, required=False)}
     with session(ctx).store() as store:
-        conn = session(ctx).read_models(store)
+        db = session(ctx).read_models(store)
         try:
-            dropped = reset_projection(conn, name) if conn is not None else None
+            dropped = reset_projection(db, name) if db is not None else None
         finally:
-            if conn is not None:
-                conn.close()
+            if db is not None:
+                db.close()
     if dropped is None:
         if name not in defined:
             raise NotFound(f"no projection named {name!r} in the model or the read models")

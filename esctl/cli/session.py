@@ -7,7 +7,6 @@ so each is found, opened and reported the same way by every command."""
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from esctl.cli.output import OutputFormat
 
 if TYPE_CHECKING:
     from esctl.store import EventStore
+    from esctl.store.readmodels import ReadModels
 
 DEFAULT_DB = "events.db"
 _UNLOADED = object()
@@ -87,22 +87,12 @@ class Session:
                 " 'esctl migrate' upgrades it; writes are refused until then"
             )
 
-    def read_models(self, store: EventStore, *, create: bool = False) -> sqlite3.Connection | None:
-        """The read-model database (created when `create`), or None when it does not
-        exist yet."""
-        from esctl import store as backends
-        from esctl.errors import InvalidInput, NotFound
-        from esctl.projections.catalog import open_read_models
+    def read_models(self, store: EventStore, *, create: bool = False) -> ReadModels | None:
+        """The read models: in --read-db (a SQLite file) when given, else where the
+        store lives; None when they do not exist yet (and `create` is false)."""
+        from esctl.store.readmodels import open_read_models
 
-        if self.read_db is None and not isinstance(store, backends.EventStore):
-            raise InvalidInput(
-                f"read models of {store.location} live in a SQLite file for now: give --read-db FILE"
-                " (or ESCTL_READ_DB)"
-            )
-        try:
-            return open_read_models(store.path, self.read_db, create=create)
-        except NotFound:
-            return None
+        return open_read_models(store, self.read_db, create=create)
 
 
 def session(ctx: typer.Context) -> Session:

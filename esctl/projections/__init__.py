@@ -1,4 +1,6 @@
-"""Projections: read models built from the event log into ordinary SQLite tables.
+"""Projections: read models built from the event log into ordinary tables, in the
+store's SQLite file, a SQLite file of their own, or the store's PostgreSQL database
+(esctl.store.readmodels).
 
 Define them in a model module (`Projection`, `Table`); run, rebuild, verify and query
 them with the functions here or `esctl project ...`. Importing this package loads

@@ -4,19 +4,17 @@ transaction; a failure names the exact event and leaves the caller to roll back.
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from esctl import codec
 from esctl.errors import EsctlError
 from esctl.events import ENVELOPE_KEYS, RecordedEvent
-from esctl.projections.catalog import Guard
 from esctl.projections.definition import Projection
 from esctl.projections.tables import Tables
+from esctl.store.readmodels import ReadModels
 from esctl.store.rows import StoredRow, check_stored_json
-from esctl.store.sqlite.failures import classify
 from esctl.usercode import where
 
 
@@ -87,18 +85,16 @@ class HandlerFailed(Exception):
 
 
 class Applier:
-    """Applies stored rows (esctl.store.rows.StoredRow) to one projection's tables on
-    one connection. `physical` maps each declared table to its current name (a
-    shadow table during a rebuild, which a temporary view shows under the declared
-    name: handlers may use either)."""
+    """Applies stored rows (esctl.store.rows.StoredRow) to one projection's tables in
+    a read-model database: its live tables, or (`shadow`) the ones a rebuild fills,
+    which handlers name as plainly."""
 
-    def __init__(self, projection: Projection, conn: sqlite3.Connection, physical: Mapping[str, str]) -> None:
+    def __init__(self, projection: Projection, db: ReadModels, *, shadow: bool = False) -> None:
         self.projection = projection
-        self.conn = conn
+        self.db = db
         self.handlers = projection.handlers
-        self.guard = Guard(conn)
-        self.tables = Tables(conn, projection.tables, physical, self.guard)
-        self.allowed = [*physical, *physical.values()]
+        self.guard = db.target(projection.name, list(projection.tables), shadow=shadow)
+        self.tables = Tables(db, projection.tables, self.guard)
         self.upcast = projection.upcast
 
     def close(self) -> None:
@@ -108,19 +104,14 @@ class Applier:
         """Apply the rows; returns how many reached a handler. Raises HandlerFailed."""
         if not rows:
             return 0
-        self.conn.execute("SAVEPOINT esctl_apply")
-        try:
+        with self.db.savepoint() as savepoint:
             try:
-                applied = self._run(rows, immediate=False)
+                return self._run(rows, immediate=False)
             except HandlerFailed:
                 # Queued writes fail late, so the event named may not be the culprit:
                 # replay the batch writing at once to find the exact event.
-                self.conn.execute("ROLLBACK TO esctl_apply")
-                applied = self._run(rows, immediate=True)
-        finally:
-            if self.conn.in_transaction:
-                self.conn.execute("RELEASE esctl_apply")
-        return applied
+                savepoint.rollback()
+                return self._run(rows, immediate=True)
 
     def _run(self, rows: Sequence[StoredRow], *, immediate: bool) -> int:
         tables, handlers, upcast = self.tables, self.handlers, self.upcast
@@ -128,7 +119,7 @@ class Applier:
         tables.immediate = immediate
         applied = 0
         event: RecordedEvent | None = None
-        self.guard.arm(self.allowed)
+        self.guard.arm()
         try:
             for s, v, p, t, data, metadata, i, r in rows:
                 event = make(s, v, p, t, loads(data), loads(metadata), i, r)
@@ -141,8 +132,8 @@ class Applier:
             event = None
             tables.flush()
         except Exception as exc:
-            if isinstance(exc, sqlite3.Error) and classify(exc, None) is not None:
-                raise  # a full disk, a read-only file: not the handler's fault
+            if self.db.translate(exc) is not None:
+                raise  # a full disk, a read-only file, a lost server: not the handler's fault
             if isinstance(exc, codec.JSONDecodeError):
                 check_stored_json(f"event {p} ({s} v{v})", data=data, metadata=metadata)
             if event is None:  # the final flush: blame the last event
@@ -158,7 +149,7 @@ class Applier:
 
     def _failure(self, event: RecordedEvent, exc: BaseException) -> Failure:
         message = f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, sqlite3.DatabaseError) and self.guard.refused:
+        if self.guard.refused:
             message = (
                 f"refused {self.guard.refused}: projection {self.projection.name!r} may only touch"
                 f" its own tables ({', '.join(self.projection.tables)})"

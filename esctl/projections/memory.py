@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from esctl import codec
 from esctl.projections.apply import Applier, HandlerFailed, ProjectionFailed
-from esctl.projections.catalog import create_table
 from esctl.projections.definition import quote
+from esctl.store.sqlite.readmodels import SQLiteReadModels
 
 if TYPE_CHECKING:
     from esctl.events import RecordedEvent
@@ -17,11 +16,11 @@ if TYPE_CHECKING:
 
 
 def run_in_memory(projection: Projection, events: Iterable[RecordedEvent]) -> dict[str, list[dict[str, Any]]]:
-    conn = sqlite3.connect(":memory:", isolation_level=None)
+    db = SQLiteReadModels.in_memory()
     try:
-        conn.execute("BEGIN")
-        for name, table in projection.tables.items():
-            create_table(conn, table, name, 1)
+        db.execute("BEGIN")
+        for table in projection.tables.values():
+            db.create_table(projection.name, table, 1)
         rows = [
             (
                 e.stream,
@@ -35,21 +34,21 @@ def run_in_memory(projection: Projection, events: Iterable[RecordedEvent]) -> di
             )
             for e in events
         ]
-        applier = Applier(projection, conn, {name: name for name in projection.tables})
+        applier = Applier(projection, db)
         try:
             applier.apply(rows)
         except HandlerFailed as failed:
             raise ProjectionFailed(projection.name, failed.failure) from None
         finally:
             applier.close()
-        conn.execute("COMMIT")
-        return {name: table_rows(conn, name, table.key) for name, table in projection.tables.items()}
+        db.execute("COMMIT")
+        return {name: table_rows(db, name, table.key) for name, table in projection.tables.items()}
     finally:
-        conn.close()
+        db.close()
 
 
-def table_rows(conn: sqlite3.Connection, name: str, key: tuple[str, ...]) -> list[dict[str, Any]]:
+def table_rows(db: SQLiteReadModels, name: str, key: tuple[str, ...]) -> list[dict[str, Any]]:
     order = ", ".join(quote(k) for k in key) if key else "rowid"
-    cursor = conn.execute(f"SELECT * FROM {quote(name)} ORDER BY {order}")
+    cursor = db.execute(f"SELECT * FROM {quote(name)} ORDER BY {order}")
     columns = [d[0] for d in cursor.description]
     return [dict(zip(columns, row, strict=True)) for row in cursor]

@@ -28,7 +28,7 @@ from types import FrameType
 from typing import Any
 
 from esctl.errors import EsctlError, InvalidInput, NotFound, QueryTimeout, check_utf8
-from esctl.projections import authorizer
+from esctl.store.sqlite import authorizer
 
 _NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")
 

@@ -1,63 +1,61 @@
 """Rebuilding a projection from position 1 into shadow tables, swapped in at the end.
 
-Readers keep seeing the old tables until the swap commits: the shadow tables
-(`esctl_shadow_<table>`) fill in batches of their own transactions, then one final
-transaction applies the last events up to the head, drops the old tables, renames
-the shadows and moves the checkpoint. A failure drops the shadows and leaves the old
-tables, checkpoint and status exactly as they were.
+Readers keep seeing the old tables until the swap commits: the shadow tables fill
+in batches of their own transactions, then one final transaction applies the last
+events up to the head, replaces the old tables by the shadows and moves the
+checkpoint. A failure drops the shadows and leaves the old tables, checkpoint and
+status exactly as they were.
 
-Handlers see no difference from `run`: on the rebuilding connection a temporary view
-under each table's own name shows its shadow (SQLite looks names up in `temp` before
-`main`), so a handler's own SQL naming its tables reads the rows being rebuilt.
-Only one rebuild of a projection runs at a time (catalog.claim_rebuild).
+Handlers see no difference from `run`: their own SQL naming their tables reads the
+rows being rebuilt (how, is the read-model backend's: esctl.store.readmodels).
+Only one rebuild of a projection runs at a time (the backend's rebuild claim).
 """
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
-from esctl.errors import StoreError
-from esctl.projections import catalog
+from esctl.errors import ConcurrencyError, StoreError
 from esctl.projections.apply import Applier, HandlerFailed, ProjectionFailed
-from esctl.projections.definition import Projection, quote
+from esctl.projections.definition import Projection
 from esctl.projections.runner import Progress, RunResult, read_batch
-from esctl.store import EventStore
-from esctl.transaction import immediate
+from esctl.store.protocol import EventStoreBackend
+from esctl.store.readmodels import ReadModels, Record
 
 BATCH = 10_000  # events per shadow-table transaction
 
 
 def rebuild(
-    store: EventStore,
-    conn: sqlite3.Connection,
+    store: EventStoreBackend,
+    db: ReadModels,
     projection: Projection,
     *,
     batch_size: int = BATCH,
     progress: Progress | None = None,
 ) -> RunResult:
     started = time.perf_counter()
-    shadows = {name: catalog.shadow_name(name) for name in projection.tables}
-    previous, generation = _start(conn, projection, shadows)
-    result = RunResult(projection.name, previous.checkpoint if previous else 0, 0, 0, 0)
+    name = projection.name
+    previous, generation = _start(db, projection)
+    result = RunResult(name, previous.checkpoint if previous else 0, 0, 0, 0)
     checkpoint, applied = 0, 0
-    applier = Applier(projection, conn, shadows)
+    applier: Applier | None = None
     try:
-        _show_shadows(conn, shadows)
+        applier = Applier(projection, db, shadow=True)
         # Bulk of the work: batches into the shadow tables, each its own transaction.
         while True:
             head = store.head_position()
             rows, reached = read_batch(store, projection, checkpoint, head, batch_size)
             if reached >= head:
                 break  # the rest goes into the final transaction
-            with immediate(conn):
+            with db.transaction(name):
                 applied += applier.apply(rows)
             if progress is not None:
                 progress(reached - checkpoint)
             checkpoint = reached
         # Final transaction: the last events, then the swap. With the tables in the
-        # store's file this holds the write lock, so the head cannot move meanwhile.
-        with immediate(conn):
+        # store's SQLite file this holds the write lock, so the head cannot move
+        # meanwhile; elsewhere, events after it are the next run's.
+        with db.transaction(name):
             while True:
                 head = store.head_position()
                 rows, reached = read_batch(store, projection, checkpoint, head, batch_size)
@@ -67,93 +65,62 @@ def rebuild(
                 checkpoint = reached
                 if reached >= head:
                     break
-            _hide_shadows(conn, shadows)
-            _swap(conn, projection, shadows, generation, checkpoint)
-            catalog.release_rebuild(conn, projection.name)
+            current = db.record(name, lock=True)
+            db.swap_in_shadows(name, current.tables if current else [], list(projection.tables))
+            db.save(Record(name, checkpoint, projection.fingerprint, list(projection.tables), generation))
+            db.release_rebuild(name)
     except BaseException as exc:
-        lost = _lost(conn, shadows) if isinstance(exc, HandlerFailed) else []
-        _abandon(conn, projection.name, shadows)
+        lost = _lost(db, projection) if isinstance(exc, HandlerFailed) else []
+        _abandon(db, projection)
         if lost:
             # Not the handler's fault: someone dropped the tables it was writing.
             raise StoreError(
-                f"rebuild of projection {projection.name!r} lost its shadow tables ({', '.join(lost)})"
+                f"rebuild of projection {name!r} lost its shadow tables ({', '.join(lost)})"
                 " to someone else: nothing changed; rebuild again"
             ) from None
         if isinstance(exc, HandlerFailed):
-            raise ProjectionFailed(projection.name, exc.failure, "rebuild failed (nothing changed)") from None
+            raise ProjectionFailed(name, exc.failure, "rebuild failed (nothing changed)") from None
+        error = db.translate(exc) if isinstance(exc, Exception) else None
+        if error is not None:
+            raise error from None
         raise
     finally:
-        applier.close()
+        if applier is not None:
+            applier.close()
     result.checkpoint = result.head = checkpoint
     result.applied = applied
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _start(
-    conn: sqlite3.Connection, projection: Projection, shadows: dict[str, str]
-) -> tuple[catalog.Record | None, int]:
+def _start(db: ReadModels, projection: Projection) -> tuple[Record | None, int]:
     """Claim the rebuild and create empty shadow tables; returns the current record
     and the new build's generation."""
+    name = projection.name
     # Refuse at once, without waiting for the write lock a running rebuild may hold.
-    catalog.refuse_while_rebuilt(conn, projection.name, f"projection {projection.name!r} is being rebuilt")
-    with immediate(conn):
-        catalog.ensure_catalog(conn)
-        catalog.check_ownership(conn, projection)
-        catalog.claim_rebuild(conn, projection.name)
-        previous = catalog.record(conn, projection.name)
+    holder = db.rebuilder(name)
+    if holder is not None:
+        raise ConcurrencyError(f"projection {name!r} is being rebuilt by {holder}: wait for it to finish")
+    with db.transaction(name):
+        db.ensure_catalog()
+        db.check_ownership(name, list(projection.tables))
+        db.claim_rebuild(name)
+        previous = db.record(name, lock=True)
         generation = previous.generation + 1 if previous else 1
-        for name, table in projection.tables.items():
-            catalog.drop_table(conn, shadows[name])  # left over from an interrupted rebuild
-            catalog.create_table(conn, table, shadows[name], generation)
+        db.drop_tables(name, list(projection.tables), shadow=True)  # left from an interrupted rebuild
+        for table in projection.tables.values():
+            db.create_table(name, table, generation, shadow=True)
     return previous, generation
 
 
-def _show_shadows(conn: sqlite3.Connection, shadows: dict[str, str]) -> None:
-    for name, shadow in shadows.items():
-        conn.execute(f"CREATE TEMP VIEW {quote(name)} AS SELECT * FROM main.{quote(shadow)}")
+def _lost(db: ReadModels, projection: Projection) -> list[str]:
+    present = db.present(projection.name, shadow=True)
+    return [t for t in projection.tables if t.lower() not in present]
 
 
-def _hide_shadows(conn: sqlite3.Connection, shadows: dict[str, str]) -> None:
-    for name in shadows:
-        conn.execute(f"DROP VIEW IF EXISTS temp.{quote(name)}")
-
-
-def _swap(
-    conn: sqlite3.Connection,
-    projection: Projection,
-    shadows: dict[str, str],
-    generation: int,
-    checkpoint: int,
-) -> None:
-    previous = catalog.record(conn, projection.name)
-    old_tables = previous.tables if previous else []
-    # Legacy rename leaves views that name the table alone: they see the new one.
-    conn.execute("PRAGMA legacy_alter_table = ON")
-    try:
-        for name in {*old_tables, *projection.tables}:
-            catalog.drop_table(conn, name)
-        for name, shadow in shadows.items():
-            conn.execute(f"ALTER TABLE {quote(shadow)} RENAME TO {quote(name)}")
-    finally:
-        conn.execute("PRAGMA legacy_alter_table = OFF")
-    record = catalog.Record(
-        projection.name, checkpoint, projection.fingerprint, list(projection.tables), generation
-    )
-    catalog.save(conn, record)
-
-
-def _lost(conn: sqlite3.Connection, shadows: dict[str, str]) -> list[str]:
-    present = catalog.existing_tables(conn)
-    return [shadow for shadow in shadows.values() if shadow.lower() not in present]
-
-
-def _abandon(conn: sqlite3.Connection, name: str, shadows: dict[str, str]) -> None:
+def _abandon(db: ReadModels, projection: Projection) -> None:
     """Drop the shadows and give the claim back: the old tables stay as they were."""
-    if conn.in_transaction:
-        conn.execute("ROLLBACK")
-    _hide_shadows(conn, shadows)
-    with immediate(conn):
-        for shadow in shadows.values():
-            catalog.drop_table(conn, shadow)
-        catalog.release_rebuild(conn, name)
+    db.rollback()
+    with db.transaction(projection.name):
+        db.drop_tables(projection.name, list(projection.tables), shadow=True)
+        db.release_rebuild(projection.name)

@@ -1,6 +1,6 @@
 """Catching a projection up from its checkpoint, batch by batch.
 
-Each batch is one transaction on the read-model connection: the handlers' writes
+Each batch is one transaction of the read-model database: the handlers' writes
 and the new checkpoint commit together, so an event is never applied twice or
 skipped, whatever fails or is interrupted. A handler that raises rolls its batch
 back, the failing event is recorded in the catalog (status `failed`) and the next
@@ -9,21 +9,17 @@ run starts again from the same event.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from esctl.errors import StoreError
 from esctl.events import category_of
-from esctl.projections import catalog
 from esctl.projections.apply import Applier, HandlerFailed, ProjectionFailed
 from esctl.projections.definition import Projection
-from esctl.store import EventStore
+from esctl.store.protocol import EventStoreBackend
+from esctl.store.readmodels import ReadModels, Record
 from esctl.store.rows import StoredRow
-from esctl.store.sqlite.failures import classify, database_path
-from esctl.transaction import immediate, rollback
 
 BATCH = 2_000  # events per transaction when catching up
 Progress = Callable[[int], None]
@@ -53,7 +49,7 @@ class RunResult:
 
 
 def read_batch(
-    store: EventStore, projection: Projection, after: int, upto: int, limit: int
+    store: EventStoreBackend, projection: Projection, after: int, upto: int, limit: int
 ) -> tuple[list[StoredRow], int]:
     """Raw rows of the events after `after` up to `upto` that the projection
     handles, and the checkpoint reached once they are applied."""
@@ -76,44 +72,45 @@ def read_batch(
     return rows, reached
 
 
-def lost_tables(rec: catalog.Record, projection: Projection, present: set[str]) -> list[str]:
+def lost_tables(rec: Record, projection: Projection, present: set[str]) -> list[str]:
     """Tables the projection has built (checkpoint > 0) that no longer exist."""
     if rec.checkpoint <= 0:
         return []
     return [t for t in projection.tables if t in rec.tables and t.lower() not in present]
 
 
-def prepare(conn: sqlite3.Connection, projection: Projection) -> catalog.Record:
+def prepare(db: ReadModels, projection: Projection) -> Record:
     """Check the projection's tables are its own, create missing ones and its catalog
     row. Returns the record. Writes nothing when all is in place (so a follower's
     polling never commits, and never wakes itself up)."""
-    rec = catalog.record(conn, projection.name)
+    name = projection.name
+    rec = db.record(name)
     if rec is not None:
-        present = catalog.existing_tables(conn)
+        present = db.present(name)
         if all(t.lower() in present and t in rec.tables for t in projection.tables):
             return rec
-    with immediate(conn):
-        catalog.ensure_catalog(conn)
-        catalog.check_ownership(conn, projection)
-        rec = catalog.record(conn, projection.name)
-        present = catalog.existing_tables(conn)
+    with db.transaction(name):
+        db.ensure_catalog()
+        db.check_ownership(name, list(projection.tables))
+        rec = db.record(name, lock=True)
+        present = db.present(name)
         if rec is None:
-            rec = catalog.Record(projection.name, 0, projection.fingerprint, list(projection.tables))
+            rec = Record(name, 0, projection.fingerprint, list(projection.tables))
         lost = lost_tables(rec, projection, present)
         if lost:
-            raise ProjectionNeedsRebuild(projection.name, lost, rec.checkpoint)
-        for name, table in projection.tables.items():
-            if name.lower() not in present:
-                catalog.create_table(conn, table, name, rec.generation)
-            if name not in rec.tables:
-                rec.tables.append(name)
-        catalog.save(conn, rec)
+            raise ProjectionNeedsRebuild(name, lost, rec.checkpoint)
+        for table_name, table in projection.tables.items():
+            if table_name.lower() not in present:
+                db.create_table(name, table, rec.generation)
+            if table_name not in rec.tables:
+                rec.tables.append(table_name)
+        db.save(rec)
     return rec
 
 
 def catch_up(
-    store: EventStore,
-    conn: sqlite3.Connection,
+    store: EventStoreBackend,
+    db: ReadModels,
     projection: Projection,
     *,
     to_position: int | None = None,
@@ -122,31 +119,32 @@ def catch_up(
 ) -> RunResult:
     """Apply every event after the checkpoint (up to `to_position`, default the head).
     Environment failures of the read-model database (a full disk, a read-only
-    file) raise esctl errors naming it; the batch being applied is rolled back."""
+    file, a lost server) raise esctl errors naming it; the batch being applied is
+    rolled back."""
     try:
-        return _catch_up(store, conn, projection, to_position, batch_size, progress)
-    except sqlite3.Error as exc:
-        error = classify(exc, database_path(conn))
+        return _catch_up(store, db, projection, to_position, batch_size, progress)
+    except Exception as exc:
+        error = db.translate(exc)
         if error is None:
             raise
         raise error from None
 
 
 def _catch_up(
-    store: EventStore,
-    conn: sqlite3.Connection,
+    store: EventStoreBackend,
+    db: ReadModels,
     projection: Projection,
     to_position: int | None,
     batch_size: int,
     progress: Progress | None,
 ) -> RunResult:
     started = time.perf_counter()
-    rec = prepare(conn, projection)
+    rec = prepare(db, projection)
     # A failed projection whose code changed: that change is the fix. Resume with it.
     adopted = rec.failure is not None and rec.fingerprint != projection.fingerprint
     checkpoint = rec.checkpoint
     result = RunResult(projection.name, checkpoint, checkpoint, 0, 0, adopted_code=adopted)
-    applier = Applier(projection, conn, {t: t for t in projection.tables})
+    applier = Applier(projection, db)
     try:
         while True:
             head = store.head_position()
@@ -156,22 +154,21 @@ def _catch_up(
                 break
             rows, new_checkpoint = read_batch(store, projection, checkpoint, upto, batch_size)
             try:
-                with immediate(conn):
-                    current = catalog.record(conn, projection.name)
+                with db.transaction(projection.name):
+                    current = db.record(projection.name, lock=True)
                     moved = current is None or current.checkpoint != checkpoint
                     if not moved:
                         result.applied += applier.apply(rows)
-                        catalog.move_checkpoint(conn, projection.name, new_checkpoint)
-                        if adopted:
-                            _adopt(conn, projection)
-                            adopted = False
+                        adopt = projection.fingerprint if adopted else None
+                        db.move_checkpoint(projection.name, new_checkpoint, adopt)
+                        adopted = False
             except HandlerFailed as failed:
-                record_failure(conn, projection.name, checkpoint, failed.failure.to_dict())
+                db.record_failure(projection.name, checkpoint, failed.failure.to_dict())
                 result.checkpoint = checkpoint
                 raise ProjectionFailed(projection.name, failed.failure) from None
             if moved:
                 # Another runner, a rebuild or a reset moved it: go on from there.
-                checkpoint = prepare(conn, projection).checkpoint if current is None else current.checkpoint
+                checkpoint = prepare(db, projection).checkpoint if current is None else current.checkpoint
                 continue
             if progress is not None:
                 progress(new_checkpoint - checkpoint)
@@ -183,27 +180,9 @@ def _catch_up(
     return result
 
 
-def _adopt(conn: sqlite3.Connection, projection: Projection) -> None:
-    conn.execute(
-        f"UPDATE {catalog.CATALOG} SET fingerprint = ? WHERE name = ?",
-        (projection.fingerprint, projection.name),
-    )
-
-
-def record_failure(conn: sqlite3.Connection, name: str, checkpoint: int, failure: dict[str, Any]) -> None:
-    """Note the failing event, unless the projection moved on meanwhile."""
-    from esctl import codec
-
-    with immediate(conn):
-        conn.execute(
-            f"UPDATE {catalog.CATALOG} SET failure = ? WHERE name = ? AND checkpoint = ?",
-            (codec.dumps_text(failure), name, checkpoint),
-        )
-
-
 def follow(
-    store: EventStore,
-    conn: sqlite3.Connection,
+    store: EventStoreBackend,
+    db: ReadModels,
     projections: Iterable[Projection],
     *,
     on_result: Callable[[RunResult], None],
@@ -225,7 +204,7 @@ def follow(
         for _ in _changes(store, poll_seconds, should_stop):
             for projection in list(active):
                 try:
-                    result = catch_up(store, conn, projection)
+                    result = catch_up(store, db, projection)
                 except (ProjectionFailed, ProjectionNeedsRebuild) as failed:
                     active.remove(projection)
                     failures.append(failed)
@@ -236,12 +215,14 @@ def follow(
             if not active:
                 break
     except BaseException:
-        rollback(conn)  # `immediate` has done so already, unless interrupted between BEGIN and its try
+        db.rollback()  # the transaction has done so already, unless interrupted between BEGIN and its try
         raise
     return failures
 
 
-def _changes(store: EventStore, poll_seconds: float, should_stop: Callable[[], bool]) -> Iterator[None]:
+def _changes(
+    store: EventStoreBackend, poll_seconds: float, should_stop: Callable[[], bool]
+) -> Iterator[None]:
     """Yield at once, then whenever another connection has committed to the store.
     The first reading comes before the first yield: a commit made while the caller
     catches up must wake it, not wait for the next one."""

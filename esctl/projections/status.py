@@ -3,21 +3,20 @@ was built, or a table it built is gone) or failed (with the event it failed on).
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
-from esctl.projections import catalog
 from esctl.projections.definition import Projection
 from esctl.projections.runner import lost_tables
+from esctl.store.readmodels import ReadModels
 
 LIVE, BEHIND, STALE, FAILED = "live", "behind", "stale", "failed"
 
 
-def status(conn: sqlite3.Connection | None, projection: Projection, head: int) -> dict[str, Any]:
+def status(db: ReadModels | None, projection: Projection, head: int) -> dict[str, Any]:
     """{"name", "checkpoint", "head", "lag", "status"}, plus "error" when failed and
     "missing" (the tables) when stale because tables it built are gone.
-    `conn` is None when the read-model database does not exist yet."""
-    rec = catalog.record(conn, projection.name) if conn is not None else None
+    `db` is None when the read-model database does not exist yet."""
+    rec = db.record(projection.name) if db is not None else None
     checkpoint = rec.checkpoint if rec else 0
     doc: dict[str, Any] = {
         "name": projection.name,
@@ -25,7 +24,7 @@ def status(conn: sqlite3.Connection | None, projection: Projection, head: int) -
         "head": head,
         "lag": max(head - checkpoint, 0),
     }
-    lost = lost_tables(rec, projection, catalog.existing_tables(conn)) if conn and rec else []
+    lost = lost_tables(rec, projection, db.present(projection.name)) if db and rec else []
     if lost:
         doc["status"] = STALE
         doc["missing"] = lost

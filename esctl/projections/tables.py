@@ -1,7 +1,7 @@
 """What a handler writes through: `db["table"].upsert(row)` and friends.
 
 The methods mirror sqlite-utils' Table (insert, upsert, update, delete, get,
-rows_where, delete_where) and the tables are created by sqlite-utils, but rows are
+rows_where, delete_where), on SQLite and PostgreSQL read models alike, but rows are
 not written one statement at a time: writes go into an ordered queue, and runs of
 the same statement are sent with one `executemany`. Anything that reads (get,
 rows_where, count, query, the sqlite-utils Table itself) flushes the queue first, so
@@ -14,9 +14,7 @@ replays the batch with `immediate=True` (each write executed at once) to find it
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
-import sqlite3
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -25,7 +23,7 @@ from esctl import codec
 from esctl.projections.definition import Table, quote
 
 if TYPE_CHECKING:
-    from esctl.projections.catalog import Guard
+    from esctl.store.readmodels import ReadModels, Target
 
 _PLAIN = frozenset({str, int, float, type(None), bytes})
 
@@ -37,12 +35,11 @@ class ProjectionWriteError(Exception):
 class TableWriter:
     """One owned table, as a handler sees it."""
 
-    def __init__(self, tables: Tables, table: Table, physical: str) -> None:
+    def __init__(self, tables: Tables, table: Table, reference: str) -> None:
         self._tables = tables
         self.definition = table
         self.declared_name = table.name
-        self.name = physical  # the table's name in the database right now (a shadow during rebuild)
-        self.quoted = quote(physical)
+        self.quoted = reference  # the table in SQL right now (a shadow during rebuild)
         self._key = table.key
         self._sql: dict[tuple[Any, ...], str] = {}
         self._upserts: dict[tuple[str, ...], str] = {}
@@ -85,7 +82,7 @@ class TableWriter:
     def delete_where(self, where: str | None = None, params: Any = ()) -> None:
         self._tables.flush()
         sql = f"DELETE FROM {self.quoted}" + (f" WHERE {where}" if where else "")
-        self._tables.conn.execute(sql, params)
+        self._tables.db.execute(sql, params)
 
     # --- reads (flush first) ---------------------------------------------------------
 
@@ -93,7 +90,7 @@ class TableWriter:
         """The row with this key as a dict, or `default`."""
         self._tables.flush()
         sql = self._sql.get(("get",)) or self._build_get()
-        cursor = self._tables.conn.execute(sql, self._key_values(pk))
+        cursor = self._tables.db.execute(sql, self._key_values(pk))
         row = cursor.fetchone()
         if row is None:
             return default
@@ -111,7 +108,7 @@ class TableWriter:
     def count_where(self, where: str | None = None, params: Any = ()) -> int:
         self._tables.flush()
         sql = f"SELECT count(*) FROM {self.quoted}" + (f" WHERE {where}" if where else "")
-        return self._tables.conn.execute(sql, params).fetchone()[0]
+        return self._tables.db.execute(sql, params).fetchone()[0]
 
     @property
     def count(self) -> int:
@@ -119,9 +116,10 @@ class TableWriter:
 
     @property
     def table(self) -> Any:
-        """The sqlite-utils Table over this table, for anything the facade lacks."""
-        self._tables.flush()
-        return self._tables.sqlite[self.name]
+        """The sqlite-utils Table over this table, for anything the facade lacks
+        (SQLite read models only)."""
+        database = self._tables.sqlite
+        return database[self._tables.target.names[self.declared_name]]  # type: ignore[attr-defined]
 
     # --- SQL, built once per shape ---------------------------------------------------
 
@@ -149,8 +147,7 @@ class TableWriter:
 
     def _build_insert(self, verb: str, keys: tuple[str, ...]) -> str:
         self._check_columns(keys)
-        columns = ", ".join(quote(k) for k in keys)
-        sql = f"{verb} INTO {self.quoted} ({columns}) VALUES ({', '.join('?' * len(keys))})"
+        sql = self._tables.db.insert_sql(verb, self.quoted, keys, self._key, tuple(self.definition.columns))
         self._sql[(verb, keys)] = sql
         return sql
 
@@ -195,17 +192,14 @@ class TableWriter:
 class Tables:
     """The `db` a handler receives: `db["name"]` is one of the projection's tables."""
 
-    def __init__(
-        self,
-        conn: sqlite3.Connection,
-        tables: Mapping[str, Table],
-        physical: Mapping[str, str],
-        guard: Guard | None = None,
-    ) -> None:
-        self.conn = conn
-        self._guard = guard
+    def __init__(self, db: ReadModels, tables: Mapping[str, Table], target: Target) -> None:
+        self.db = db
+        self.conn = db.conn  # the backend's own connection, for what the facade lacks
+        self.target = target
         self.immediate = False
-        self._writers = {name: TableWriter(self, table, physical[name]) for name, table in tables.items()}
+        self._writers = {
+            name: TableWriter(self, table, target.references[name]) for name, table in tables.items()
+        }
         self._sql: str | None = None
         self._rows: list[tuple[Any, ...]] = []
         self._check: tuple[TableWriter, Any] | None = None
@@ -233,7 +227,13 @@ class Tables:
 
     @property
     def sqlite(self) -> Any:
-        """A sqlite-utils Database on the same connection and transaction."""
+        """A sqlite-utils Database on the same connection and transaction (SQLite
+        read models only)."""
+        if self.db.dialect != "sqlite":
+            raise ProjectionWriteError(
+                f"db.sqlite is for SQLite read models; these are in {self.db.dialect}:"
+                " use the table methods, db.query, or db.conn"
+            )
         self.flush()
         if self._sqlite is None:
             self._sqlite = self._database()
@@ -245,14 +245,14 @@ class Tables:
         # Opening it sets a pragma, and its first upsert probes SQLite with a scratch
         # table: both are esctl's doing, so they run before the handler's guard sees
         # them (inside the batch's transaction, which rolls back with the batch).
-        with self._guard.paused() if self._guard is not None else contextlib.nullcontext():
+        with self.target.paused():
             db = sqlite_utils.Database(self.conn)
             db.supports_on_conflict  # noqa: B018 - computed and cached now, unguarded
             db.supports_strict  # noqa: B018
         return db
 
     def _dicts(self, sql: str, params: Any) -> Iterator[dict[str, Any]]:
-        cursor = self.conn.execute(sql, params)
+        cursor = self.db.execute(sql, params)
         names = [d[0] for d in cursor.description]
         return (dict(zip(names, row, strict=True)) for row in cursor.fetchall())
 
@@ -261,7 +261,7 @@ class Tables:
     def _write(self, sql: str, values: tuple[Any, ...], check: tuple[TableWriter, Any] | None = None) -> None:
         """Queue one write; `check` (for update) names the row that must exist."""
         if self.immediate:
-            cursor = self.conn.execute(sql, values)
+            cursor = self.db.execute(sql, values)
             if check is not None and cursor.rowcount == 0:
                 raise _missing(*check)
             return
@@ -279,7 +279,7 @@ class Tables:
         sql, rows, check = self._sql, self._rows, self._check
         self._sql, self._rows, self._check = None, [], None
         assert sql is not None
-        cursor = self.conn.execute(sql, rows[0]) if len(rows) == 1 else self.conn.executemany(sql, rows)
+        cursor = self.db.execute(sql, rows[0]) if len(rows) == 1 else self.db.executemany(sql, rows)
         if check is not None and cursor.rowcount != len(rows):
             # Some update found no row; if several were queued, the runner's
             # immediate replay finds which.

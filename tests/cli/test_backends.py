@@ -71,12 +71,14 @@ SESSION: list[tuple[list[str], str | None]] = [
 ]
 
 
-def _run_session(url: str, read_db: Path) -> list[tuple[int, str, str]]:
-    # Read models stay in a SQLite file (--read-db) on either backend.
+def _run_session(url: str, read_db: Path | None) -> list[tuple[int, str, str]]:
+    """The session's outcomes, its read models in `read_db` (a SQLite file) or,
+    without one, where the store lives."""
     runner = CliRunner()
     outcomes = []
+    where = ["--read-db", str(read_db)] if read_db is not None else []
     for args, stdin in SESSION:
-        result = runner.invoke(app, ["--db", url, "--read-db", str(read_db), *args], input=stdin)
+        result = runner.invoke(app, ["--db", url, *where, *args], input=stdin)
         outcomes.append((result.exit_code, result.stdout, result.stderr))
     return outcomes
 
@@ -89,21 +91,29 @@ def _neutral(text: str, names: list[str]) -> str:
     return NOW.sub("NOW", UUID.sub("UUID", text))
 
 
+@pytest.fixture(params=["read models beside the events", "read models in --read-db"])
+def separate_read_db(request) -> bool:
+    return request.param.endswith("--read-db")
+
+
 @pytest.fixture
-def sqlite_session(tmp_path, monkeypatch):
+def sqlite_session(tmp_path, monkeypatch, separate_read_db):
     for var in ("ESCTL_DB", "ESCTL_MODEL", "ESCTL_READ_DB", "NO_COLOR"):
         monkeypatch.delenv(var, raising=False)
     db = tmp_path / "events.db"
-    return [str(db.resolve()), str(db)], _run_session(str(db), tmp_path / "read-sqlite.db")
+    read_db = tmp_path / "read-sqlite.db" if separate_read_db else None
+    return [str(db.resolve()), str(db)], _run_session(str(db), read_db)
 
 
-def test_a_session_prints_the_same_on_postgresql_as_on_sqlite(sqlite_session, postgres_url, tmp_path):
+def test_a_session_prints_the_same_on_postgresql_as_on_sqlite(
+    sqlite_session, postgres_url, tmp_path, separate_read_db
+):
     from esctl.store.postgres.store import display_url
     from tests import postgres
 
     names, on_sqlite = sqlite_session
     with postgres.fresh_schema(postgres_url) as url:
-        on_postgres = _run_session(url, tmp_path / "read-pg.db")
+        on_postgres = _run_session(url, tmp_path / "read-pg.db" if separate_read_db else None)
         pg_names = [url, display_url(url)]
     codes = [code for code, _, _ in on_sqlite]
     assert codes == [0, 0, 0, 3, 2, 3, 0, 0, 3, 0, 0, 0, 0, 4, *[0] * 10, 6, *[0] * 10]
@@ -115,19 +125,31 @@ def test_a_session_prints_the_same_on_postgresql_as_on_sqlite(sqlite_session, po
     assert info["path"] == display_url(url) and info["events"] > 0
 
 
-def test_read_models_of_a_postgresql_store_need_a_read_db_for_now(postgres_url):
+def test_read_models_of_a_postgresql_store_live_in_a_schema_per_projection(postgres_url):
+    """psql sees a projection's tables in `<store schema>_<projection>`, the
+    checkpoint beside the events; `esctl query` finds them by plain name."""
+    import psycopg
+
     from tests import postgres
 
     runner = CliRunner()
+    model = ["--model", str(BANK / "model.py")]
     with postgres.fresh_schema(postgres_url) as url:
         assert runner.invoke(app, ["--db", url, "import", str(BANK / "events.ndjson")]).exit_code == 0
-        result = runner.invoke(
-            app, ["--db", url, "--model", str(BANK / "model.py"), "project", "run", "balances"]
+        result = runner.invoke(app, ["--db", url, *model, "project", "run", "balances"])
+        assert (result.exit_code, result.stderr) == (0, "")
+        with psycopg.connect(url) as conn:
+            schema = conn.execute("SELECT current_schema()").fetchone()[0]
+            rows = conn.execute(
+                f'SELECT account, balance FROM "{schema}_balances".balances ORDER BY 1'
+            ).fetchall()
+            (checkpoint,) = conn.execute("SELECT checkpoint FROM esctl_projections").fetchone()
+            head = conn.execute("SELECT max(position) FROM events").fetchone()[0]
+        queried = runner.invoke(
+            app, ["--db", url, "query", "select account, balance from balances order by 1"]
         )
-    assert result.exit_code == 2
-    assert result.stdout == ""
-    assert result.stderr.startswith("esctl: error: read models of postgresql://")
-    assert result.stderr.endswith("give --read-db FILE (or ESCTL_READ_DB)\n")
+    assert rows and checkpoint == head
+    assert [(r["account"], r["balance"]) for r in map(json.loads, queried.stdout.splitlines())] == rows
 
 
 def test_an_unreachable_server_is_one_line_and_exit_1(tmp_path):

@@ -14,8 +14,8 @@ import pytest
 
 import esctl.model
 from esctl.events import NewEvent
-from esctl.projections.catalog import open_read_models
 from esctl.store import EventStore
+from esctl.store.sqlite.readmodels import SQLiteReadModels
 
 ROOT = Path(__file__).resolve().parents[2]
 BANK = ROOT / "sample_streams" / "bank"
@@ -85,11 +85,22 @@ def append() -> Callable[..., None]:
     return add
 
 
+def read_models_of(store: Any) -> Any:
+    """The store's read models where they live by default (created if need be):
+    its SQLite file, or its PostgreSQL database (tests.postgres.read_models_probe)."""
+    if isinstance(store, EventStore):
+        return SQLiteReadModels.open(store.path, create=True)
+    from tests import postgres
+
+    return postgres.read_models_probe(store)
+
+
 @pytest.fixture
-def read_conn(store: EventStore) -> sqlite3.Connection:
-    conn = open_read_models(store.path, None, create=True)
-    yield conn
-    conn.close()
+def read_conn(store: EventStore) -> SQLiteReadModels:
+    """The read models in the store's own file."""
+    db = SQLiteReadModels.open(store.path, create=True)
+    yield db
+    db.close()
 
 
 @pytest.fixture

@@ -302,7 +302,7 @@ def test_follow_stops_on_sigterm_with_143_and_nothing_half_applied(db, cli) -> N
 def test_rebuild_and_reset_refuse_while_another_rebuild_runs(bank, db) -> None:
     import socket
 
-    from esctl.projections.catalog import _process_start
+    from esctl.store.sqlite.readmodels import _process_start
 
     assert bank("project", "run", "balances").exit_code == 0
     conn = sqlite3.connect(db)

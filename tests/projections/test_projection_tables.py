@@ -8,26 +8,55 @@ import sqlite3
 import pytest
 
 from esctl.projections import ProjectionWriteError, Table, Tables
-from esctl.projections.catalog import create_table
+from esctl.store.sqlite.readmodels import SQLiteReadModels
 
 ACCOUNTS = Table("accounts", {"id": str, "balance": int, "owner": str}, pk="id")
 LOG = Table("log", {"line": str})
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def models(request):
+    """Empty read models: an in-memory SQLite, or a PostgreSQL schema."""
+    if request.param == "sqlite":
+        with SQLiteReadModels.in_memory() as db:
+            yield db
+        return
+    from esctl.store.postgres import PostgresStore
+    from esctl.store.postgres.readmodels import PostgresReadModels
+    from tests import postgres
+
+    with (
+        postgres.fresh_schema(request.getfixturevalue("postgres_url")) as url,
+        PostgresStore.open(url, create=True) as store,
+        PostgresReadModels.open(store, create=True) as db,
+    ):
+        yield db
+
+
 @pytest.fixture(params=[False, True], ids=["queued", "immediate"])
-def db(request) -> Tables:
-    conn = sqlite3.connect(":memory:", isolation_level=None)
-    conn.execute("BEGIN")
-    create_table(conn, ACCOUNTS, "accounts", 1)
-    create_table(conn, LOG, "log", 1)
-    tables = Tables(conn, {"accounts": ACCOUNTS, "log": LOG}, {"accounts": "accounts", "log": "log"})
+def db(request, models) -> Tables:
+    models.execute("BEGIN")
+    models.create_table("p", ACCOUNTS, 1)
+    models.create_table("p", LOG, 1)
+    target = models.target("p", ["accounts", "log"])
+    tables = Tables(models, {"accounts": ACCOUNTS, "log": LOG}, target)
     tables.immediate = request.param
-    return tables
+    yield tables
+    models.rollback()
 
 
 def all_rows(db: Tables, table: str) -> list[tuple]:
     db.flush()
-    return db.conn.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
+    return db.db.execute(f"SELECT * FROM {db[table].quoted} ORDER BY 1").fetchall()
+
+
+def integrity_errors() -> tuple[type[Exception], ...]:
+    """The driver's exception for a broken constraint, whichever backend."""
+    try:
+        import psycopg
+    except ImportError:
+        return (sqlite3.IntegrityError,)
+    return (sqlite3.IntegrityError, psycopg.IntegrityError)
 
 
 def test_upsert_inserts_then_updates_only_the_given_columns(db: Tables) -> None:
@@ -55,12 +84,12 @@ def test_reads_see_queued_writes_in_order(db: Tables) -> None:
 
 def test_insert_clash_fails_unless_replace_or_ignore(db: Tables) -> None:
     t = db["accounts"]
-    t.insert({"id": "a", "balance": 1})
+    t.insert({"id": "a", "balance": 1, "owner": "Ada"})
     t.insert({"id": "a", "balance": 2}, ignore=True)
     assert t.get("a")["balance"] == 1
-    t.insert({"id": "a", "balance": 3}, replace=True)
-    assert t.get("a")["balance"] == 3
-    with pytest.raises(sqlite3.IntegrityError):
+    t.insert({"id": "a", "balance": 3}, replace=True)  # the whole row: owner goes
+    assert t.get("a") == {"id": "a", "balance": 3, "owner": None}
+    with pytest.raises(integrity_errors()):
         t.insert({"id": "a", "balance": 4})
         db.flush()
 
@@ -82,7 +111,27 @@ def test_mistakes_name_the_table_and_column(db: Tables) -> None:
         db["events"]
 
 
-def test_the_sqlite_utils_table_is_there_for_the_rest(db: Tables) -> None:
+def test_the_sqlite_utils_table_is_there_for_the_rest_on_sqlite(db: Tables) -> None:
     db["accounts"].insert({"id": "a", "balance": 1})
+    if db.db.dialect != "sqlite":
+        with pytest.raises(ProjectionWriteError, match=r"db\.sqlite is for SQLite read models"):
+            db["accounts"].table  # noqa: B018
+        return
     assert db["accounts"].table.count == 1
     assert db.sqlite["accounts"].pks == ["id"]
+
+
+def test_values_keep_their_types(db: Tables) -> None:
+    """Dicts and lists as their JSON text, Decimal as its exact text; on
+    PostgreSQL a bool column holds booleans."""
+    from decimal import Decimal
+
+    wide = Table("wide", {"k": str, "doc": dict, "tags": list, "flag": bool, "amount": str}, pk="k")
+    db.db.create_table("p", wide, 1)
+    tables = Tables(db.db, {"wide": wide}, db.db.target("p", ["wide"]))
+    tables["wide"].insert(
+        {"k": "a", "doc": {"b": [1, 2]}, "tags": ["x"], "flag": True, "amount": Decimal("1.10")}
+    )
+    row = tables["wide"].get("a")
+    assert (row["doc"], row["tags"], row["amount"]) == ('{"b":[1,2]}', '["x"]', "1.10")
+    assert row["flag"] == 1 and (row["flag"] is True) == (db.db.dialect == "postgresql")

@@ -23,6 +23,7 @@ strings, quoted names, comments and `::` casts.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
@@ -48,9 +49,24 @@ _TOKENS = re.compile(
       | /\*.*?\*/
       | ::                          # a cast, not a placeholder
       | :([A-Za-z_][A-Za-z0-9_]*)   # a placeholder
+      | (\?)                        # a positional placeholder
     """,
     re.S | re.X,
 )
+
+
+@functools.lru_cache(maxsize=1024)
+def psycopg_style(sql: str) -> str:
+    """SQL written with SQLite's placeholders (`?` and `:name`, as read-model
+    handlers write it) in psycopg's (`%s`, `%(name)s`, `%` doubled)."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(3):
+            return "%s"
+        name = match.group(2)
+        return match.group() if name is None else f"%({name})s"
+
+    return _TOKENS.sub(replace, sql.replace("%", "%%"))
 
 
 def bind(sql: str, params: Mapping[str, Any]) -> str:
@@ -69,10 +85,11 @@ def bind(sql: str, params: Mapping[str, Any]) -> str:
 
 
 def run(
-    conn: psycopg.Connection, sql: str, params: Mapping[str, Any], timeout: float
+    conn: psycopg.Connection, sql: str, params: Mapping[str, Any], timeout: float, search_path: str = ""
 ) -> tuple[list[str], Iterator[tuple[Any, ...]]]:
     """Start the query on `conn` (its own connection, closed when the rows are
-    read or the query fails): its column names, and its rows as they are read."""
+    read or the query fails): its column names, and its rows as they are read.
+    A `search_path` is the query's (the read models' schemas after the store's)."""
     deadline = time.monotonic() + timeout if timeout else math.inf
     first = _FIRST_WORD.match(sql)
     word = first.group(1).upper() if first else ""
@@ -85,6 +102,8 @@ def run(
     try:
         conn.execute("SET default_transaction_read_only = on")  # for any transaction after this one too
         conn.execute("BEGIN READ ONLY")
+        if search_path:
+            conn.execute("SELECT set_config('search_path', %s, true)", (search_path,))
         _limit(conn, deadline)
         # A server-side cursor takes only a query that returns rows; SHOW and
         # EXPLAIN run as they are.

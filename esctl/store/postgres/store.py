@@ -358,9 +358,10 @@ class PostgresStore(Store):
         """Run one read-only statement on a connection of its own (see
         esctl.store.postgres.query): its column names, and its rows as read."""
         from esctl.store.postgres import query
+        from esctl.store.postgres.readmodels import search_path
 
         with translated(self.location):
-            columns, rows = query.run(connect(self.path), sql, params, timeout)
+            columns, rows = query.run(connect(self.path), sql, params, timeout, search_path(self.conn))
         return columns, self._translating(rows)
 
     def _translating(self, rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:

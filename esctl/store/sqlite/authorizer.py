@@ -1,5 +1,5 @@
 """SQLite authorizer actions in words: the one table both authorizers use (the
-handler guard in catalog.Guard and the read-only `query`), so a refusal reads the
+handler guard in readmodels.Guard and the read-only `query`), so a refusal reads the
 same wherever it happens."""
 
 from __future__ import annotations
