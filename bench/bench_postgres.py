@@ -25,6 +25,11 @@ synchronous=FULL does. Each contender writes into a schema of its own.
   with gaps), total events per second; and esctl's 8 writers on one SQLite file.
 - reads: `read_stream` of one 100-event stream and a default-fold replay of it,
   latency medians on PostgreSQL and on SQLite.
+- read models: `catch_up` of bench_rebuild's summary projection from position 0
+  (read models in the PostgreSQL database, a schema of their own) against what a
+  user would write with psycopg: a server-side cursor over the events, orjson,
+  one `executemany` upsert per event into a plain table, one transaction; and
+  the same catch-up on SQLite (read models in the store's file).
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from esctl import NO_STREAM, NewEvent
 from esctl import store as backends
 from esctl.ndjson import read_envelopes
+from esctl.projections.reset import reset
+from esctl.projections.runner import catch_up
 
 PLAIN = """
 CREATE TABLE events (
@@ -210,6 +217,55 @@ def read_latencies(url: str, stream: str, repeats: int) -> tuple[float, float]:
     return statistics.median(reads), statistics.median(replays)
 
 
+# --- read models ------------------------------------------------------------------------
+
+RAW_SUMMARY = """
+CREATE TABLE IF NOT EXISTS raw_summary (stream text PRIMARY KEY, events bigint, last_type text,
+    last_position bigint, quantity bigint)
+"""
+RAW_UPSERT = (
+    "INSERT INTO raw_summary (stream, events, last_type, last_position, quantity) VALUES (%s, %s, %s, %s, %s)"
+    " ON CONFLICT (stream) DO UPDATE SET events = excluded.events, last_type = excluded.last_type,"
+    " last_position = excluded.last_position, quantity = excluded.quantity"
+)
+
+
+def esctl_catch_up(url: str) -> tuple[float, int]:
+    """Seconds of a catch-up from position 0 (the read models reset first)."""
+    from bench_rebuild import projection
+
+    p = projection()
+    with backends.open(url) as store:
+        db = store.read_models(create=True)
+        try:
+            reset(db, p.name)
+            t = time.perf_counter()
+            result = catch_up(store, db, p)
+            elapsed = time.perf_counter() - t
+        finally:
+            db.close()
+    return elapsed, result.applied
+
+
+def raw_catch_up(url: str) -> float:
+    with psycopg.connect(url) as conn:
+        conn.execute("DROP TABLE IF EXISTS raw_summary")
+        conn.execute(RAW_SUMMARY)
+        conn.commit()
+        t = time.perf_counter()
+        with conn.cursor(name="events") as events, conn.cursor() as upserts:
+            events.execute(
+                "SELECT stream, version, type, position, data::text FROM events"
+                " WHERE type IN ('ItemAdded', 'ItemRemoved') ORDER BY position"
+            )
+            while rows := events.fetchmany(2_000):
+                upserts.executemany(
+                    RAW_UPSERT, [(s, v, ty, p, orjson.loads(d)["quantity"]) for s, v, ty, p, d in rows]
+                )
+        conn.commit()
+        return time.perf_counter() - t
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -368,6 +424,48 @@ def measure(args: argparse.Namespace, work: str, url: str) -> None:
                     f"{pg_replay * 1000:.2f} ms",
                     f"{lite_replay * 1000:.2f} ms",
                     f"{lite_replay / pg_replay:.2f}x",
+                ],
+            ],
+        )
+    )
+
+    runs: dict[str, list[float]] = {"pg": [], "raw": [], "sqlite": []}
+    applied = 0
+    for run in range(args.runs):
+        for kind in ["raw", "sqlite", "pg"] if run % 2 else ["pg", "sqlite", "raw"]:
+            if kind == "raw":
+                runs[kind].append(raw_catch_up(pg))
+            else:
+                elapsed, applied = esctl_catch_up(pg if kind == "pg" else lite)
+                runs[kind].append(elapsed)
+    raw_s, pg_s, lite_s = (statistics.median(runs[k]) for k in ("raw", "pg", "sqlite"))
+    print()
+    print(
+        benchlib.table(
+            [
+                f"catch-up of a projection ({applied:,} events applied)",
+                "seconds",
+                "events/s",
+                "vs raw psycopg",
+            ],
+            [
+                [
+                    "esctl on PostgreSQL",
+                    benchlib.seconds(pg_s),
+                    benchlib.rate(applied, pg_s),
+                    benchlib.ratio(raw_s, pg_s),
+                ],
+                [
+                    "raw psycopg: cursor + executemany",
+                    benchlib.seconds(raw_s),
+                    benchlib.rate(applied, raw_s),
+                    "",
+                ],
+                [
+                    "esctl on SQLite",
+                    benchlib.seconds(lite_s),
+                    benchlib.rate(applied, lite_s),
+                    benchlib.ratio(raw_s, lite_s),
                 ],
             ],
         )

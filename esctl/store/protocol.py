@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from esctl.events import ExpectedVersion, NewEvent
+    from esctl.store.readmodels import ReadModels
     from esctl.store.results import AppendResult, ImportSummary, StreamSummary
     from esctl.store.rows import StoredRow
     from esctl.store.snapshot import Snapshot
@@ -117,5 +118,10 @@ class EventStoreBackend(Protocol):
     def change_token(self) -> int: ...
 
     def wait_for_change(self, token: int, timeout: float) -> int: ...
+
+    # where projections' tables and checkpoints live by default (esctl.store.readmodels)
+    def read_models(self, *, create: bool) -> ReadModels | None:
+        """The read models beside the events, on a connection of their own; None
+        when there are none yet and `create` is false."""
 
     def close(self, *, discard_if_new_and_empty: bool = False) -> None: ...

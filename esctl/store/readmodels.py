@@ -229,16 +229,12 @@ class Comparison(Protocol):
 def open_read_models(store: EventStoreBackend, read_db: str | None, *, create: bool) -> ReadModels | None:
     """The store's read models: in `read_db` (a SQLite file) when given, else
     where the store lives. None when they do not exist yet and `create` is false."""
+    if read_db is None:
+        return store.read_models(create=create)
     from esctl.errors import NotFound
-    from esctl.store.sqlite import EventStore
-
-    if read_db is None and not isinstance(store, EventStore):
-        from esctl.store.postgres.readmodels import PostgresReadModels
-
-        return PostgresReadModels.open(store, create=create)
     from esctl.store.sqlite.readmodels import SQLiteReadModels
 
     try:
-        return SQLiteReadModels.open(read_db or store.path, create=create)  # type: ignore[attr-defined]
+        return SQLiteReadModels.open(read_db, create=create)
     except NotFound:
         return None

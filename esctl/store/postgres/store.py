@@ -6,7 +6,7 @@ import contextlib
 import functools
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -22,6 +22,9 @@ from esctl.store.postgres.writer import SELECT_EVENT, Writer
 from esctl.store.results import COUNTS, StreamSummary, info_document
 from esctl.store.rows import StoredRow
 from esctl.store.writing import decode
+
+if TYPE_CHECKING:
+    from esctl.store.postgres.readmodels import PostgresReadModels
 
 T = TypeVar("T")
 
@@ -163,6 +166,11 @@ class PostgresStore(Store):
     @_reading
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple]:
         return self.conn.execute(sql.replace("?", "%s"), params).fetchall()  # the SQL holds no other ?
+
+    def read_models(self, *, create: bool) -> PostgresReadModels:
+        from esctl.store.postgres.readmodels import PostgresReadModels
+
+        return PostgresReadModels.open(self, create=create)
 
     def close(self, *, discard_if_new_and_empty: bool = False) -> None:
         """Close the connections. A database's tables are never dropped: an empty

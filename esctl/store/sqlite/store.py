@@ -11,7 +11,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from esctl.errors import NotFound, StoreOutdated, StoreReadOnly
 from esctl.events import check_stream
@@ -32,6 +32,9 @@ from esctl.store.sqlite.triggers import disable_triggers
 from esctl.store.sqlite.writer import HEAD_POSITION, SELECT_EVENT, STREAM_VERSION, Writer
 from esctl.store.writing import decode
 from esctl.transaction import begin_immediate, rollback
+
+if TYPE_CHECKING:
+    from esctl.store.sqlite.readmodels import SQLiteReadModels
 
 T = TypeVar("T")
 
@@ -150,6 +153,14 @@ class EventStore(Store):
     @_reading
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple]:
         return self.conn.execute(sql, params).fetchall()
+
+    def read_models(self, *, create: bool) -> SQLiteReadModels | None:
+        from esctl.store.sqlite.readmodels import SQLiteReadModels
+
+        try:
+            return SQLiteReadModels.open(self.path, create=create)
+        except NotFound:
+            return None
 
     def close(self, *, discard_if_new_and_empty: bool = False) -> None:
         """Close the connection. With `discard_if_new_and_empty`, a store that this
