@@ -255,7 +255,7 @@ Exit codes:
   124  the query ran out of time (query --timeout)
   130  interrupted (Ctrl-C)
   141  the reader of stdout went away (esctl read --all | head -1)
-  143  terminated (SIGTERM) while following (project run --follow)
+  143  terminated (SIGTERM) while following (follow, project run --follow)
 """
 
 # Rich help and usage errors for a person; plain, unboxed text for pipes and logs.
@@ -354,7 +354,13 @@ OutputOption = Annotated[
 
 
 # One module per command group; each registers its commands on `app` when imported.
-COMMAND_MODULES = ("store_commands", "aggregate_commands", "projection_commands", "help_command")
+COMMAND_MODULES = (
+    "store_commands",
+    "aggregate_commands",
+    "projection_commands",
+    "subscription_commands",
+    "help_command",
+)
 
 
 def register() -> None:

@@ -6,7 +6,6 @@ global --read-db names a SQLite file; the work itself is done by esctl.projectio
 
 from __future__ import annotations
 
-import signal
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
@@ -15,6 +14,7 @@ from esctl.cli import output
 from esctl.cli.app import EsctlSubgroup, OutputOption, app
 from esctl.cli.helptext import EsctlTyper, HelpLayout
 from esctl.cli.session import session
+from esctl.cli.signals import sigterm_as_interrupt
 from esctl.errors import InvalidInput, NotFound, VerificationFailed
 
 if TYPE_CHECKING:
@@ -198,24 +198,15 @@ def _follow(store: Any, db: Any, projections: list[Projection], out: Any) -> lis
     def failure(exc: Any) -> None:
         output.error(str(exc))
 
-    terminated = False
-
-    def on_term(_signum: int, _frame: Any) -> None:
-        nonlocal terminated
-        terminated = True
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_term)
-    try:
-        output.note(f"following {names}: Ctrl-C stops")  # once SIGTERM is handled too
-        return follow(store, db, projections, on_result=applied, on_failure=failure)
-    except KeyboardInterrupt:
-        # Each batch commits or rolls back whole (follow rolled back the one being
-        # applied): stopping here loses nothing. Killed by a signal: 128 + its number.
-        output.note("stopped following" + (" (terminated)" if terminated else ""))
-        raise typer.Exit(128 + (signal.SIGTERM if terminated else signal.SIGINT)) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with sigterm_as_interrupt() as stopped:
+        try:
+            output.note(f"following {names}: Ctrl-C stops")  # once SIGTERM is handled too
+            return follow(store, db, projections, on_result=applied, on_failure=failure)
+        except KeyboardInterrupt:
+            # Each batch commits or rolls back whole (follow rolled back the one being
+            # applied): stopping here loses nothing.
+            output.note("stopped following" + (" (terminated)" if stopped.terminated else ""))
+            raise typer.Exit(stopped.exit_code) from None
 
 
 # --- project rebuild -----------------------------------------------------------------

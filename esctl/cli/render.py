@@ -1109,6 +1109,51 @@ def projection_report(doc: dict[str, Any], title: str) -> None:
     projection_statuses([doc], title)
 
 
+def follow_events(batches: Iterable[Any]) -> None:
+    """`follow` on a terminal: one line per event as it comes, and below them a
+    status line (position, lag, rate) redrawn in place."""
+    import time
+    from collections import deque
+
+    screen = Screen()
+    file = screen.console.file
+    recent: deque[tuple[float, int]] = deque()  # (when, events) over the last _RATE_SECONDS
+    erase = "\r\x1b[2K"
+    try:
+        for batch in batches:
+            now = time.monotonic()
+            if batch.rows:
+                recent.append((now, len(batch.rows)))
+            while recent and now - recent[0][0] > _RATE_SECONDS:
+                recent.popleft()
+            rate = sum(n for _, n in recent) / _RATE_SECONDS
+            lines = [screen.paint(_follow_segs(row, screen.width)) for row in batch.rows]
+            lag = max(batch.head - batch.position, 0)
+            status = cut(f"position {batch.position:,}  lag {lag:,}  {rate:,.1f} events/s", screen.width - 1)
+            file.write(erase + "".join(line + "\n" for line in lines) + screen.paint([(status, "dim")]))
+            file.flush()
+    finally:
+        file.write(erase)
+        file.flush()
+
+
+_RATE_SECONDS = 10.0
+
+
+def _follow_segs(row: Any, room: int) -> Seg:
+    """position, stream and version, type, then as much of the data as fits."""
+    head: Seg = [
+        (f"{row.position:>7,}  ", "dim"),
+        (f"{printable(row.stream)}", "cyan"),
+        (f" v{row.version}  ", "dim"),
+        (f"{printable(row.type)}", "bold"),
+    ]
+    used = seg_width(head)
+    if used >= room:
+        return [(cut("".join(text for text, _ in head), room), None)]
+    return [*head, (cut("  " + printable(row.data), room - used), None)]
+
+
 def follow_line(doc: dict[str, Any]) -> None:
     """`project run --follow`: one line per batch applied."""
     Screen().print(

@@ -44,6 +44,12 @@ RESERVED_TABLES = frozenset({"events"})
 RESERVED_PREFIXES = ("esctl_", "sqlite_")
 
 
+# Column types a Table may declare (SQL names in upper case).
+COLUMN_TYPES = frozenset(
+    {str, int, float, bool, bytes, dict, list, "TEXT", "INTEGER", "REAL", "FLOAT", "BLOB"}
+)
+
+
 def check_table_name(name: object) -> str:
     if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
         raise ValueError(f"table name {name!r} must be a letter or _ then letters, digits or _ (at most 63)")
@@ -68,7 +74,8 @@ class Table:
     """A read-model table a projection owns.
 
     `columns` maps column names to a Python type (str, int, float, bool, bytes, dict,
-    list) or an SQL type name ("TEXT", "INTEGER", "REAL", "BLOB", "NUMERIC").
+    list) or an SQL type name ("TEXT", "INTEGER", "REAL", "FLOAT", "BLOB"): the types
+    every read-model backend stores alike.
     `pk` (a column or a tuple of columns) is needed for upsert, update, delete and get.
     `indexes` lists columns (or tuples of columns) to index.
     """
@@ -88,8 +95,13 @@ class Table:
         object.__setattr__(self, "defaults", dict(self.defaults))
         object.__setattr__(self, "indexes", tuple(self.indexes))
         object.__setattr__(self, "not_null", tuple(self.not_null))
-        for column in self.columns:
+        for column, kind in self.columns.items():
             check_column_name(column, self.name)
+            if kind not in COLUMN_TYPES and not (isinstance(kind, str) and kind.upper() in COLUMN_TYPES):
+                raise ValueError(
+                    f"table {self.name}: column {column!r} has type {kind!r}; give one of"
+                    " str, int, float, bool, bytes, dict, list, TEXT, INTEGER, REAL, FLOAT, BLOB"
+                )
         for column in (*self.key, *self.not_null, *self.defaults):
             self._known(column)
         for index in self.indexes:

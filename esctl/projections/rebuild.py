@@ -13,6 +13,7 @@ Only one rebuild of a projection runs at a time (the backend's rebuild claim).
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from esctl.errors import ConcurrencyError, StoreError
@@ -35,7 +36,11 @@ def rebuild(
 ) -> RunResult:
     started = time.perf_counter()
     name = projection.name
-    previous, generation = _start(db, projection)
+    try:
+        previous, generation = _start(db, projection)
+    except BaseException:
+        db.release_rebuild(name)  # a claim that outlives its transaction (PostgreSQL's) too
+        raise
     result = RunResult(name, previous.checkpoint if previous else 0, 0, 0, 0)
     checkpoint, applied = 0, 0
     applier: Applier | None = None
@@ -68,10 +73,10 @@ def rebuild(
             current = db.record(name, lock=True)
             db.swap_in_shadows(name, current.tables if current else [], list(projection.tables))
             db.save(Record(name, checkpoint, projection.fingerprint, list(projection.tables), generation))
-            db.release_rebuild(name)
     except BaseException as exc:
         lost = _lost(db, projection) if isinstance(exc, HandlerFailed) else []
-        _abandon(db, projection)
+        with contextlib.suppress(Exception):  # the error that led here is the one to tell
+            _abandon(db, projection)
         if lost:
             # Not the handler's fault: someone dropped the tables it was writing.
             raise StoreError(
@@ -87,6 +92,7 @@ def rebuild(
     finally:
         if applier is not None:
             applier.close()
+        db.release_rebuild(name)  # after the swap commits, or the shadows are dropped
     result.checkpoint = result.head = checkpoint
     result.applied = applied
     result.seconds = time.perf_counter() - started
@@ -119,8 +125,8 @@ def _lost(db: ReadModels, projection: Projection) -> list[str]:
 
 
 def _abandon(db: ReadModels, projection: Projection) -> None:
-    """Drop the shadows and give the claim back: the old tables stay as they were."""
+    """Drop the shadows: the old tables stay as they were (shadows this cannot drop
+    go with the next rebuild's start)."""
     db.rollback()
     with db.transaction(projection.name):
         db.drop_tables(projection.name, list(projection.tables), shadow=True)
-        db.release_rebuild(projection.name)

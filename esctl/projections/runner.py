@@ -14,12 +14,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from esctl.errors import StoreError
-from esctl.events import category_of
 from esctl.projections.apply import Applier, HandlerFailed, ProjectionFailed
 from esctl.projections.definition import Projection
 from esctl.store.protocol import EventStoreBackend
 from esctl.store.readmodels import ReadModels, Record
 from esctl.store.rows import StoredRow
+from esctl.subscriptions.filter import EventFilter
 
 BATCH = 2_000  # events per transaction when catching up
 Progress = Callable[[int], None]
@@ -53,23 +53,8 @@ def read_batch(
 ) -> tuple[list[StoredRow], int]:
     """Raw rows of the events after `after` up to `upto` that the projection
     handles, and the checkpoint reached once they are applied."""
-    categories = projection.categories
-    rows = list(
-        store.read_all(
-            from_position=after + 1,
-            to_position=upto,
-            category=categories[0] if categories and len(categories) == 1 else None,
-            types=projection.event_types,
-            limit=limit,
-            raw=True,
-        )
-    )
-    # A short batch reached `upto`; a full one stopped at its last row.
-    reached = rows[-1].position if len(rows) >= limit else upto
-    if categories and len(categories) > 1:
-        wanted = set(categories)
-        rows = [r for r in rows if category_of(r.stream) in wanted]
-    return rows, reached
+    wanted = EventFilter.of(categories=projection.categories or (), types=projection.event_types)
+    return wanted.read(store, after, upto, limit)
 
 
 def lost_tables(rec: Record, projection: Projection, present: set[str]) -> list[str]:

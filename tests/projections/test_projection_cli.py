@@ -227,14 +227,14 @@ def test_the_account_aggregate_refuses_an_overdraft(bank) -> None:
 
 def test_follow_applies_new_events_and_stops_cleanly_on_ctrl_c(store_url, tmp_path, monkeypatch) -> None:
     """On every backend: woken by the commit (data_version on SQLite, NOTIFY on
-    PostgreSQL, whose read models live in a --read-db file)."""
+    PostgreSQL), the read models where the store lives."""
     from typer.testing import CliRunner
 
     from esctl.cli.app import app
 
     for var in ("ESCTL_DB", "ESCTL_MODEL", "ESCTL_READ_DB", "NO_COLOR"):
         monkeypatch.delenv(var, raising=False)
-    read = [] if "://" not in store_url else ["--read-db", str(tmp_path / "read.db")]
+    read: list[str] = []
 
     def cli(*args: str):
         return CliRunner().invoke(app, ["--db", store_url, *read, *args])

@@ -48,6 +48,12 @@ def test_table_checks_its_columns_and_keys() -> None:
         Table("t", {"a;drop": str})
     assert Table("t", {"a": str, "b": int}, pk=("a", "b")).key == ("a", "b")
     assert Table("t", {"a": str}).key == ()
+    # Types every backend stores alike, and nothing else (NUMERIC would read back as
+    # a float on SQLite and a Decimal on PostgreSQL).
+    assert Table("t", {"a": "text", "b": "REAL", "c": bool}).columns["a"] == "text"
+    for kind in ("NUMERIC", object, "varchar(3)"):
+        with pytest.raises(ValueError, match=r"has type .*; give one of str, int"):
+            Table("t", {"a": kind})
 
 
 def test_projection_refuses_two_handlers_for_one_type_and_a_table_twice() -> None:

@@ -135,3 +135,17 @@ def test_values_keep_their_types(db: Tables) -> None:
     row = tables["wide"].get("a")
     assert (row["doc"], row["tags"], row["amount"]) == ('{"b":[1,2]}', '["x"]', "1.10")
     assert row["flag"] == 1 and (row["flag"] is True) == (db.db.dialect == "postgresql")
+
+
+def test_sql_fragments_mean_the_same_on_every_backend(db: Tables) -> None:
+    """A % is a character, with parameters or without; ? and :name are placeholders."""
+    log = db["log"]
+    for line in ("50%", "50%%", "fifty"):
+        log.insert({"line": line})
+    assert log.count_where("line LIKE '50%'") == 2
+    assert log.count_where("line = ?", ["50%"]) == 1
+    assert [r["line"] for r in db.query(f"SELECT line FROM {log.quoted} WHERE line = :l", {"l": "50%%"})] == [
+        "50%%"
+    ]
+    log.delete_where("line = '50%'")
+    assert sorted(r["line"] for r in log.rows_where()) == ["50%%", "fifty"]

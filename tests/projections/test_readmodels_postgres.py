@@ -111,3 +111,32 @@ def test_a_view_a_user_built_on_a_read_model_stops_the_swap_not_the_view(store, 
     assert db.present("counts", shadow=True) == set() and db.rebuilder("counts") is None
     db.conn.execute(f'DROP VIEW "{schema}".totals')
     assert rebuild(store, db, counter(load)).checkpoint == 1
+
+
+def test_a_rebuild_that_cannot_start_gives_its_claim_back(store, models, load, append) -> None:
+    bad = projections_in(
+        load(
+            """
+            from esctl.projections import Projection, Table
+            p = Projection("p", Table("t", {"n": int}, defaults={"n": "not a number"}))
+            """
+        )
+    )[0]
+    db, other = models(), models()
+    with pytest.raises(
+        InvalidInput, match=r"cannot create read model .*invalid input syntax for type bigint"
+    ):
+        rebuild(store, db, bad)
+    assert other.rebuilder("p") is None  # the session lock went with the failed start
+
+
+def test_verify_takes_every_name_run_takes(store, models, load, append) -> None:
+    from esctl.projections.verify import verify
+
+    name = "c" * (63 - len("__rebuild") - len(models().namespace) - 1)  # the longest run accepts
+    long = COUNTER_MODEL.replace('Projection(\n    "counts"', f'Projection(\n    "{name}"')
+    p = projections_in(load(long))[0]
+    append(store, "s-1", "Added", {"x": 1})
+    db = models()
+    catch_up(store, db, p)
+    assert verify(store, db, p).ok

@@ -15,9 +15,11 @@
   rebuild killed with -9 blocks nobody.
 - **The handler guard** is the search path, set to the projection's own schema
   for the batch: a plain name finds only its own tables (never `events`), and
-  while a handler runs only reading and row-writing statements pass (no COMMIT,
-  SET, DDL). A schema-qualified name is not stopped: a role without rights on
-  other schemas is the guard against that.
+  while a handler runs only statements that read or write rows pass (no COMMIT,
+  SET, DDL). It guards against mistakes: a schema-qualified name, a function
+  with side effects in a SELECT, or `db.conn` get past it (a role without rights
+  on other schemas is the guard against that). Exactly-once does not rest on it:
+  each batch locks its catalog row (FOR UPDATE) until it commits.
 """
 
 from __future__ import annotations
@@ -68,11 +70,9 @@ _TYPES: dict[Any, str] = {
     list: "text",
     "TEXT": "text",
     "INTEGER": "bigint",
-    "INT": "bigint",
     "REAL": "double precision",
     "FLOAT": "double precision",
     "BLOB": "bytea",
-    "NUMERIC": "numeric",
 }
 # What a handler's own statements may be while it runs: reading and row writes.
 _HANDLER_VERBS = frozenset({"SELECT", "WITH", "VALUES", "TABLE", "INSERT", "UPDATE", "DELETE"})
@@ -84,16 +84,22 @@ def _quote(identifier: str) -> str:
 
 
 def _lock_key(*parts: str) -> pgsql.Composable:
-    return pgsql.SQL("hashtextextended({}, 0)").format(pgsql.Literal("esctl:" + "/".join(parts)))
+    # Each part with its length first: no two lists of names give the same text.
+    text = "esctl:" + "".join(f"{len(part)}:{part}" for part in parts)
+    return pgsql.SQL("hashtextextended({}, 0)").format(pgsql.Literal(text))
 
 
 class PostgresReadModels:
     dialect = "postgresql"
 
-    def __init__(self, conn: psycopg.Connection, location: str, namespace: str) -> None:
+    def __init__(
+        self, conn: psycopg.Connection, location: str, namespace: str, *, only_schema: str | None = None
+    ) -> None:
         self.conn = conn
         self.location = location
         self.namespace = namespace  # the schema of the catalog; projections' schemas start with it
+        self._only_schema = only_schema  # scratch read models: one projection, in this schema
+        self._search_path = conn.execute("SHOW search_path").fetchone()[0]  # restored after a handler
         self.catalog = f"{_quote(namespace)}.{CATALOG}"
         self._has_catalog = False
         self._armed: _Target | None = None
@@ -131,7 +137,7 @@ class PostgresReadModels:
         self.close()
 
     def schema(self, name: str, *, shadow: bool = False) -> str:
-        schema = f"{self.namespace}_{name}" + (SHADOW_SUFFIX if shadow else "")
+        schema = (self._only_schema or f"{self.namespace}_{name}") + (SHADOW_SUFFIX if shadow else "")
         if len(schema.encode()) > _MAX_NAME:
             raise InvalidInput(
                 f"projection {name!r}: its schema name {schema!r} is longer than PostgreSQL's"
@@ -146,7 +152,9 @@ class PostgresReadModels:
             self._armed.check(sql)
         # Without parameters psycopg would use the simple protocol, which runs
         # several statements; prepared, a statement is one statement.
-        return self.conn.execute(psycopg_style(sql), params or None, prepare=True if not params else None)
+        if not params:  # psycopg reads no placeholders (and undoubles no %) without parameters
+            return self.conn.execute(sql, None, prepare=True)
+        return self.conn.execute(psycopg_style(sql), params)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> psycopg.Cursor:
         if self._armed is not None:
@@ -250,8 +258,9 @@ class PostgresReadModels:
         transaction, where concurrent makers take turns (see `transaction`)."""
         if self._catalog_exists():
             return
-        if self.in_transaction:  # read models opened without `create`: nobody races here
+        if self.in_transaction:  # scratch read models, or opened without `create`
             self.conn.execute(_CATALOG_DDL.format(catalog=self.catalog))
+            return  # made only if the transaction commits: asked again next time
         else:
             with self._locked("catalog"):
                 self.conn.execute(
@@ -334,18 +343,25 @@ class PostgresReadModels:
             columns.append(
                 pgsql.SQL("PRIMARY KEY ({})").format(pgsql.SQL(", ").join(map(pgsql.Identifier, table.key)))
             )
-        self.conn.execute(
+        statements = [
             pgsql.SQL("CREATE TABLE {} ({})").format(pgsql.SQL(reference), pgsql.SQL(", ").join(columns))
-        )
+        ]
         for index in table.index_columns():
-            index_name = f"idx_{table.name}_{'_'.join(index)}_g{generation}"[:_MAX_NAME]
-            self.conn.execute(
+            statements.append(
                 pgsql.SQL("CREATE INDEX {} ON {} ({})").format(
-                    pgsql.Identifier(index_name),
+                    pgsql.Identifier(_index_name(table.name, index, generation)),
                     pgsql.SQL(reference),
                     pgsql.SQL(", ").join(map(pgsql.Identifier, index)),
                 )
             )
+        for statement in statements:
+            try:
+                self.conn.execute(statement)
+            except psycopg.Error as exc:
+                if classify(exc, self.location) is not None:
+                    raise
+                detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise InvalidInput(f"cannot create read model {reference}: {detail}") from None
 
     def drop_tables(self, name: str, tables: Sequence[str], *, shadow: bool = False) -> None:
         schema = self.schema(name, shadow=shadow)
@@ -423,15 +439,17 @@ class PostgresReadModels:
 
     @contextlib.contextmanager
     def scratch(self, count: int) -> Iterator[list[PostgresReadModels]]:
-        """Read models in schemas of their own (`esctl_verify_<pid>_<n>`), dropped
-        afterwards with every projection schema made under them."""
+        """Read models in schemas of their own (`esctl_verify_<server pid>_<n>`, the
+        projection's tables in `<that>_p`), dropped afterwards."""
         made: list[PostgresReadModels] = []
         try:
             for i in range(1, count + 1):
-                namespace = f"esctl_verify_{os.getpid()}_{i}"
-                self._drop_namespace(namespace)  # left by a verify that was killed
+                # The server's process id: unique among live sessions of any host.
+                namespace = f"esctl_verify_{self.conn.info.backend_pid}_{i}"
+                self._drop_namespace(namespace)  # left by a verify whose session ended
                 self.conn.execute(f"CREATE SCHEMA {_quote(namespace)}")
-                made.append(PostgresReadModels(self.conn, self.location, namespace))
+                only = f"{namespace}_p"
+                made.append(PostgresReadModels(self.conn, self.location, namespace, only_schema=only))
             yield made
         finally:
             self.rollback()
@@ -489,7 +507,7 @@ class _Target:
             self.db.in_transaction
             and self.db.conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR
         ):
-            self.db.conn.execute("SELECT set_config('search_path', %s, true)", (_quote(self.db.namespace),))
+            self.db.conn.execute("SELECT set_config('search_path', %s, true)", (self.db._search_path,))
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
@@ -589,6 +607,17 @@ class _Comparison:
             yield "different", key_of(rebuilt), other, rebuilt, [c for c in values if rebuilt[c] != other[c]]
 
 
+def _index_name(table: str, columns: Sequence[str], generation: int) -> str:
+    """idx_<table>_<columns>_g<generation>; too long for PostgreSQL, its start and a hash."""
+    import hashlib
+
+    name = f"idx_{table}_{'_'.join(columns)}_g{generation}"
+    if len(name.encode()) <= _MAX_NAME:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:10]
+    return f"{name[:40]}_{digest}_g{generation}"
+
+
 def search_path(conn: psycopg.Connection) -> str:
     """The store's schema, then every projection's: where `esctl query` finds a
     read model's table by its plain name (the first projection, by name, owning
@@ -599,9 +628,7 @@ def search_path(conn: psycopg.Connection) -> str:
 
 
 def _column_type(kind: Any) -> str:
-    if isinstance(kind, str):
-        return _TYPES.get(kind.upper(), kind)
     try:
-        return _TYPES[kind]
+        return _TYPES[kind.upper() if isinstance(kind, str) else kind]
     except KeyError:
         raise InvalidInput(f"no PostgreSQL column type for {kind!r}") from None

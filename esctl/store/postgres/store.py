@@ -242,7 +242,7 @@ class PostgresStore(Store):
         # statement reads, though the pages are separate statements.
         high = version if to_version is None else min(to_version, version)
         rows = self._pages(
-            "stream = %s", [stream], "version", from_version, high, backwards, limit, dense=True
+            [("stream = %s", [stream])], "version", from_version, high, backwards, limit, dense=True
         )
         return _decoded(rows, raw)
 
@@ -253,7 +253,9 @@ class PostgresStore(Store):
         high = self.stream_version(stream)
         if to_version is not None:
             high = min(high, to_version)
-        rows = self._pages("stream = %s", [stream], "version", from_version, high, False, None, dense=True)
+        rows = self._pages(
+            [("stream = %s", [stream])], "version", from_version, high, False, None, dense=True
+        )
         return ((row[1], row[3], row[4]) for row in rows)
 
     @_reading
@@ -274,22 +276,27 @@ class PostgresStore(Store):
             where.append("category = %s")
             params.append(category)
         types = sorted({types} if isinstance(types, str) else set(types))
-        if types:
-            where.append("type = ANY(%s::text[])")
-            params.append(types)
         high = self.head_position()
         if to_position is not None:
             high = min(high, to_position)
-        dense = len(where) == 1
+        # One branch per type: each reads the (type, position) index in order, and the
+        # page merges them. `type = ANY(...)` would fetch every later event of those
+        # types to sort them, for every page.
+        branches = [(" AND ".join([*where, "type = %s"]), [*params, t]) for t in types]
         rows = self._pages(
-            " AND ".join(where), params, "position", from_position, high, False, limit, dense=dense
+            branches or [(" AND ".join(where), params)],
+            "position",
+            from_position,
+            high,
+            False,
+            limit,
+            dense=not types and category is None,
         )
         return _decoded(rows, raw)
 
     def _pages(
         self,
-        where: str,
-        params: list[Any],
+        branches: list[tuple[str, list[Any]]],
         key: str,
         low: int,
         high: int,
@@ -301,18 +308,33 @@ class PostgresStore(Store):
         """Rows with `key` from `low` to `high`, in pages read by key (keyset
         paging): each page is one short statement, so a reader that stops early
         (`| head`) or goes slowly holds no transaction or cursor open. `dense`:
-        no key in the range is missing (a stream's versions, unfiltered positions)."""
+        no key in the range is missing (a stream's versions, unfiltered positions).
+        `branches` are (where, params) alternatives, none matching a row another
+        matches: each is read in key order, and each page merges them."""
         remaining = None if limit is None or limit < 0 else limit
         size = _FIRST_PAGE
         index = 1 if key == "version" else 2
         order = "DESC" if backwards else ""
-        sql = f"{SELECT_EVENT} WHERE {where} AND {key} BETWEEN %s AND %s ORDER BY {key} {order} LIMIT %s"
+        parts = [
+            f"{SELECT_EVENT} WHERE {where} AND {key} BETWEEN %s AND %s ORDER BY {key} {order} LIMIT %s"
+            for where, _ in branches
+        ]
+        sql = (
+            parts[0]
+            if len(parts) == 1
+            else (
+                "SELECT * FROM ("
+                + " UNION ALL ".join(f"({part})" for part in parts)
+                + f") AS page ORDER BY {key} {order} LIMIT %s"
+            )
+        )
         if dense:  # every key from low to high is there: one page when it is small
             size = max(size, min(high - low + 1, _LAST_PAGE))
         while remaining is None or remaining > 0:
             take = size if remaining is None else min(size, remaining)
             with translated(self.location):
-                rows = self.conn.execute(sql, [*params, low, high, take]).fetchall()
+                values = [v for _, params in branches for v in (*params, low, high, take)]
+                rows = self.conn.execute(sql, values if len(parts) == 1 else [*values, take]).fetchall()
             yield from rows
             if len(rows) < take or rows[-1][index] == (low if backwards else high):
                 return

@@ -70,6 +70,7 @@ class SQLiteReadModels:
     def __init__(self, conn: sqlite3.Connection, location: str) -> None:
         self.conn = conn
         self.location = location
+        self._claims: set[str] = set()  # rebuilds this connection claimed: only those it gives back
 
     @classmethod
     def open(cls, path: str, *, create: bool) -> SQLiteReadModels:
@@ -274,10 +275,13 @@ class SQLiteReadModels:
             f"INSERT OR REPLACE INTO {REBUILDS} (name, pid, host, process, started_at) VALUES (?, ?, ?, ?, ?)",
             (name, os.getpid(), socket.gethostname(), _process_start(os.getpid()), utc_now()),
         )
+        self._claims.add(name)
 
     def release_rebuild(self, name: str) -> None:
-        if self._has_table(REBUILDS):
-            self.conn.execute(f"DELETE FROM {REBUILDS} WHERE name = ? AND pid = ?", (name, os.getpid()))
+        if name in self._claims:
+            self._claims.discard(name)
+            with immediate(self.conn):
+                self.conn.execute(f"DELETE FROM {REBUILDS} WHERE name = ? AND pid = ?", (name, os.getpid()))
 
     def rebuilder(self, name: str) -> str | None:
         # The claim of a process that died does not count.
