@@ -1154,6 +1154,86 @@ def _follow_segs(row: Any, room: int) -> Seg:
     return [*head, (cut("  " + printable(row.data), room - used), None)]
 
 
+CONSUMER_COLUMNS = [
+    Column("name", keep=True, style="cyan"),
+    Column("kind", priority=40, style="dim"),
+    Column("status", keep=True, style=lambda d: _STATUS_STYLE.get(d.get("status"))),
+    Column("checkpoint", "num", 80),
+    Column("lag", "num", 70),
+    Column("parked", "num", 75, style=lambda d: "yellow" if d.get("parked") else "dim"),
+    Column("breaker", priority=65, style=lambda d: "bold red" if d.get("breaker") == "open" else "dim"),
+    Column("holder", "value", 30, style="dim"),
+]
+
+
+def consumer_statuses(rows: Iterable[dict[str, Any]]) -> None:
+    """`consumers`: one row per subscription, the head in the title."""
+    rows = list(rows)
+    heads = {row["head"] for row in rows}
+    title = f"subscriptions · head {human(heads.pop())}" if len(heads) == 1 else "subscriptions"
+    table(rows, CONSUMER_COLUMNS, title=title, empty="no projections or consumers have run yet")
+
+
+PARKED_COLUMNS = [
+    Column("consumer", keep=True, style="cyan"),
+    Column("position", "num", keep=True),
+    Column("stream", priority=70),
+    Column("version", "num", 40),
+    Column("type", priority=60),
+    Column("state", keep=True, style=lambda d: "yellow" if d.get("state") in ("parked", "held") else "dim"),
+    Column("attempts", "num", 35),
+    Column("error", "value", 20, style="red"),
+]
+
+
+def parked_events(rows: Iterable[dict[str, Any]]) -> None:
+    """`dlq list`: one row per parked event, with the last line of its error."""
+    rows = [{**row, "error": (row["error"].splitlines() or [""])[-1]} for row in rows]
+    table(rows, PARKED_COLUMNS, title="parked events", empty="no parked events")
+
+
+def parked_event(doc: dict[str, Any]) -> None:
+    """`dlq show`: the parked event's record, then its error and history."""
+    screen = Screen()
+    head = {
+        k: doc[k]
+        for k in ("consumer", "position", "stream", "version", "type", "state", "attempts", "exit_code")
+    }
+    lines = document_lines(screen, head, f"parked event {doc['position']:,} of {doc['consumer']}")
+    lines.append(screen.paint([("error:", "bold")]))
+    lines += [
+        screen.paint([(cut(printable(line), screen.width - 2), "red")]) for line in doc["error"].splitlines()
+    ]
+    lines.append(screen.paint([("history:", "bold")]))
+    for entry in doc["history"]:
+        details = ", ".join(f"{k} {human(v)}" for k, v in entry.items() if k not in ("at", "what"))
+        text = f"  {entry['at']}  {entry['what']}" + (f" ({details})" if details else "")
+        lines.append(screen.paint([(cut(text, screen.width), None)]))
+    lines.append(screen.paint([("event:", "bold")]))
+    lines.append(screen.paint([(cut("  " + codec.dumps_text(doc["event"]["data"]), screen.width), None)]))
+    screen.write(lines)
+
+
+_OUTCOME_STYLE = {
+    "ok": "green",
+    "failed": "yellow",
+    "open": "bold red",
+    "parked": "magenta",
+    "held": "magenta",
+}
+
+
+def consume_line(doc: dict[str, Any]) -> None:
+    """`consume`: one line per delivery."""
+    screen = Screen()
+    text = f"{doc['position']:>7,}  {doc['stream']} v{doc['version']}  {doc['type']}"
+    outcome = doc["outcome"] + (f" (attempt {doc['attempt']})" if doc.get("attempt", 1) > 1 else "")
+    if doc.get("retry_in") is not None:
+        outcome += f", again in {doc['retry_in']:.1f} s"
+    room = max(screen.width - width(outcome) - 2, 10)
+    screen.print([(cut(text, room), None), ("  " + outcome, _OUTCOME_STYLE.get(doc["outcome"]))])
+
+
 def follow_line(doc: dict[str, Any]) -> None:
     """`project run --follow`: one line per batch applied."""
     Screen().print(

@@ -1,18 +1,20 @@
-"""Commands that react to events as they come: follow."""
+"""Commands that react to events as they come: follow, consume, dlq, consumers."""
 
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+import time
+from typing import Annotated, Any, Optional
 
 import typer
 
 from esctl.cli import completion, output
-from esctl.cli.app import OutputOption, app
+from esctl.cli.app import EsctlSubgroup, OutputOption, app
+from esctl.cli.helptext import EsctlTyper, HelpLayout
 from esctl.cli.output import OutputFormat
 from esctl.cli.session import session
 from esctl.cli.signals import sigterm_as_interrupt
-from esctl.errors import InvalidInput
+from esctl.errors import InvalidInput, NotFound
 
 
 @app.command()
@@ -87,3 +89,322 @@ def _write_ndjson(batches) -> None:  # type: ignore[no-untyped-def]
         if batch.rows:
             out.write(b"".join(map(envelope_line, batch.rows)))
             out.flush()  # a reader down the pipe sees each event when it is committed
+
+
+# --- consume -----------------------------------------------------------------------------
+
+
+def _backoff(text: str) -> tuple[float, float]:
+    base, _, top = text.partition(":")
+    try:
+        values = (float(base), float(top) if top else max(60.0, float(base)))
+    except ValueError:
+        raise InvalidInput(f"--backoff is BASE[:MAX] in seconds, got {text!r}") from None
+    return values
+
+
+@app.command()
+def consume(
+    ctx: typer.Context,
+    group: Annotated[str, typer.Argument(help="The consumer group: its checkpoint and parked events.")],
+    stream: Annotated[
+        Optional[str],
+        typer.Argument(help="The stream to consume (or --all).", autocompletion=completion.streams),
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Consume every stream.")] = False,
+    category: Annotated[
+        Optional[list[str]],
+        typer.Option("--category", metavar="CATEGORY", help="Only this category (repeatable)."),
+    ] = None,
+    event_type: Annotated[
+        Optional[list[str]], typer.Option("--type", metavar="TYPE", help="Only this type (repeatable).")
+    ] = None,
+    command: Annotated[
+        str, typer.Option("--exec", metavar="COMMAND", help="Run by sh once per event, the event on stdin.")
+    ] = "",
+    once: Annotated[bool, typer.Option("--once", help="Stop when caught up (else follow).")] = False,
+    retries: Annotated[
+        int, typer.Option("--retries", min=0, metavar="N", help="Attempts after the first.")
+    ] = 3,
+    backoff: Annotated[
+        str, typer.Option("--backoff", metavar="BASE[:MAX]", help="Retry delays in seconds, doubling.")
+    ] = "1:60",
+    break_after: Annotated[
+        int,
+        typer.Option("--break-after", min=1, metavar="N", help="Failures in a row that open the breaker."),
+    ] = 5,
+    cool_down: Annotated[
+        float, typer.Option("--cool-down", min=0, metavar="SECONDS", help="Open breaker's wait for a trial.")
+    ] = 30.0,
+    park: Annotated[
+        str, typer.Option("--park", metavar="MODE", help="event: move on; stream: hold its later events.")
+    ] = "stream",
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0, metavar="SECONDS", help="A longer run fails (0: none).")
+    ] = 0.0,
+    no_wait: Annotated[
+        bool, typer.Option("--no-wait", help="Exit 3 if another runner has the group, not wait.")
+    ] = False,
+    output_format: OutputOption = None,
+) -> None:
+    """Run a command once per event, durably, in order.
+
+    The event's envelope is the command's stdin; ESCTL_EVENT_ID, ESCTL_POSITION,
+    ESCTL_ATTEMPT and ESCTL_IDEMPOTENCY_KEY (the same on every attempt) are in its
+    environment. Exit 0 is success; the group's checkpoint moves only then. A
+    failure is retried with backoff; after the retries the event is parked
+    (esctl dlq); after --break-after failures in a row the breaker stops calls
+    for --cool-down seconds. One runner per group at a time. Prints one line per
+    delivery; exit 1 when --once stops at an open breaker.
+
+    Examples:
+      esctl consume mailer --all --type OrderShipped --exec 'mail-order.sh' --once
+      esctl consume audit --all --exec 'cat >> audit.ndjson'
+    """
+    from esctl.subscriptions import EventFilter
+    from esctl.subscriptions.command import ShellCommand
+    from esctl.subscriptions.consumer import ConsumerRunner, Settings
+
+    if all_ == (stream is not None):
+        raise InvalidInput("give a STREAM or --all (not both)")
+    if stream is not None and category:
+        raise InvalidInput("--category applies to --all (a stream has one category)")
+    if not command.strip():
+        raise InvalidInput("give the command to run: --exec COMMAND")
+    base, top = _backoff(backoff)
+    settings = Settings(retries, base, top, break_after, cool_down, park, wait_for_lease=not no_wait)
+    wanted = EventFilter.of([stream] if stream else (), category or (), event_type or ())
+    out = session(ctx).output(output_format)
+    if out.format is OutputFormat.json and not once:
+        raise InvalidInput("consume follows until stopped, so it prints NDJSON, not -o json (or give --once)")
+    reports: list[dict] = []
+
+    def report(r: Any) -> None:
+        doc = {"consumer": group, **r.to_dict()}
+        if out.format is OutputFormat.json:
+            reports.append(doc)
+        else:
+            out.document(doc, "consume_line")
+
+    with session(ctx).store() as store:
+        db = session(ctx).read_models(store, create=True)
+        assert db is not None
+        runner = ConsumerRunner(
+            store,
+            db,
+            group,
+            wanted,
+            ShellCommand(command, timeout=timeout or None),
+            settings,
+            on_report=report,
+            on_wait=output.note,
+        )
+        try:
+            with sigterm_as_interrupt() as stopped:
+                try:
+                    if not once:
+                        output.note(f"consumer {group!r}: following {wanted.describe()}; Ctrl-C stops")
+                    summary = runner.run(once=once)
+                except KeyboardInterrupt:
+                    raise typer.Exit(stopped.exit_code) from None
+        finally:
+            db.close()
+    if out.format is OutputFormat.json:
+        output.write_json_array(reports)
+    if summary.parked:
+        output.note(f"parked {summary.parked} event(s): esctl dlq list {group}")
+    if summary.stopped_by_breaker is not None:
+        from esctl.errors import StoreError
+
+        raise StoreError(
+            f"consumer {group!r} stopped: its circuit breaker is open after failures in a row,"
+            f" a trial call in {max(summary.stopped_by_breaker - time.time(), 0):.0f} s"
+        )
+
+
+# --- the dead-letter queue ---------------------------------------------------------------
+
+
+class DlqGroup(HelpLayout, EsctlSubgroup):
+    """`esctl dlq`: esctl's help layout; an unknown subcommand lists the others."""
+
+
+dlq_app = EsctlTyper(
+    name="dlq",
+    cls=DlqGroup,
+    help="""Parked events of consumers: list, show, retry, skip.
+
+    An event is parked when its command failed on every retry (and, with --park
+    stream, the later events of its stream are held behind it). retry puts them
+    back in line for the group's next consume run, first and in order; skip
+    gives one up. Each is recorded in the event's history.
+
+    Examples:
+      esctl dlq list
+      esctl dlq retry mailer --all
+    """,
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(dlq_app, name="dlq")
+
+
+def _consumer_state(ctx: typer.Context, store: Any) -> tuple[Any, Any]:
+    from esctl.store.consumers import ConsumerStore
+
+    db = session(ctx).read_models(store)
+    if db is None:
+        raise NotFound("no consumer has run on this store yet")
+    return db, ConsumerStore(db)
+
+
+def _known(state: Any, group: str) -> Any:
+    consumer = state.get(group)
+    if consumer is None:
+        known = ", ".join(c.name for c in state.all()) or "none"
+        raise NotFound(f"no consumer group {group!r} (groups: {known})")
+    return consumer
+
+
+@dlq_app.command("list")
+def dlq_list(
+    ctx: typer.Context,
+    group: Annotated[Optional[str], typer.Argument(help="Only this group's.")] = None,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Also events already re-driven or skipped.")
+    ] = False,
+    output_format: OutputOption = None,
+) -> None:
+    """Parked and held events, oldest first.
+
+    Examples:
+      esctl dlq list mailer
+      esctl dlq list | jq -r 'select(.state == "parked") | .error'
+    """
+    from esctl.store.consumers import WAITING
+
+    with session(ctx).store() as store:
+        db, state = _consumer_state(ctx, store)
+        try:
+            if group is not None:
+                _known(state, group)
+            rows = [p.to_dict() for p in state.parked(group, states=() if everything else WAITING)]
+        finally:
+            db.close()
+    session(ctx).output(output_format, listing=True).records(rows, "parked_events")
+
+
+@dlq_app.command("show")
+def dlq_show(
+    ctx: typer.Context,
+    group: Annotated[str, typer.Argument(help="The consumer group.")],
+    position: Annotated[int, typer.Argument(help="The parked event's position.")],
+    output_format: OutputOption = None,
+) -> None:
+    """One parked event: its error, attempts, history and the event itself.
+
+    Examples:
+      esctl dlq show mailer 42
+      esctl dlq show mailer 42 | jq -r .error
+    """
+    with session(ctx).store() as store:
+        db, state = _consumer_state(ctx, store)
+        try:
+            _known(state, group)
+            parked = state.one(group, position)
+            if parked is None:
+                raise NotFound(f"consumer {group!r} has parked no event at position {position}")
+            (event,) = store.read_all(from_position=position, to_position=position)
+        finally:
+            db.close()
+    session(ctx).output(output_format).document(
+        {**parked.to_dict(), "event": event.to_dict()}, "parked_event"
+    )
+
+
+@dlq_app.command("retry")
+def dlq_retry(
+    ctx: typer.Context,
+    group: Annotated[str, typer.Argument(help="The consumer group.")],
+    position: Annotated[Optional[int], typer.Argument(help="The parked event's position (or --all).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every parked and held event of the group.")] = False,
+    output_format: OutputOption = None,
+) -> None:
+    """Put parked events back in line for the group's next run, first, in order.
+
+    Retrying a parked event of a held stream releases the events held behind it
+    too, in order.
+
+    Examples:
+      esctl dlq retry mailer 42
+      esctl dlq retry mailer --all && esctl consume mailer --all --exec ... --once
+    """
+    from esctl.subscriptions.dlq import retry
+
+    if all_ == (position is not None):
+        raise InvalidInput("give a POSITION or --all (not both)")
+    with session(ctx).store() as store:
+        db, state = _consumer_state(ctx, store)
+        try:
+            consumer = _known(state, group)
+            retried = retry(db, state, consumer, position)
+        finally:
+            db.close()
+    session(ctx).output(output_format).document(
+        {"consumer": group, "retried": retried}, "mapping", title=f"retry {group}"
+    )
+
+
+@dlq_app.command("skip")
+def dlq_skip(
+    ctx: typer.Context,
+    group: Annotated[str, typer.Argument(help="The consumer group.")],
+    position: Annotated[int, typer.Argument(help="The parked event's position.")],
+    output_format: OutputOption = None,
+) -> None:
+    """Give up on a parked event: it is never delivered; events held behind it go
+    back in line.
+
+    Examples:
+      esctl dlq skip mailer 42
+    """
+    from esctl.subscriptions.dlq import skip
+
+    with session(ctx).store() as store:
+        db, state = _consumer_state(ctx, store)
+        try:
+            consumer = _known(state, group)
+            released = skip(db, state, consumer, position)
+        finally:
+            db.close()
+    session(ctx).output(output_format).document(
+        {"consumer": group, "skipped": position, "released": released}, "mapping", title=f"skip {group}"
+    )
+
+
+# --- consumers -----------------------------------------------------------------------
+
+
+@app.command()
+def consumers(ctx: typer.Context, output_format: OutputOption = None) -> None:
+    """Every subscription: projections and consumer groups.
+
+    Kind, checkpoint, head, lag, status, parked events, breaker and who holds
+    its lease (a runner now).
+
+    Examples:
+      esctl consumers
+      esctl consumers | jq -r 'select(.parked > 0) | .name'
+    """
+    from esctl.subscriptions.listing import subscriptions
+
+    with session(ctx).store() as store:
+        head = store.head_position()
+        db = session(ctx).read_models(store)
+        try:
+            docs = subscriptions(db, head) if db is not None else []
+        finally:
+            if db is not None:
+                db.close()
+    session(ctx).output(output_format, listing=True).records(docs, "consumer_statuses")

@@ -187,6 +187,29 @@ class ReadModels(Protocol):
     def swap_in_shadows(self, name: str, old: Sequence[str], new: Sequence[str]) -> None:
         """Replace the live tables by the shadows (in the caller's transaction)."""
 
+    def has_table(self, table: str) -> bool:
+        """Whether one of esctl's own tables (beside the catalog) exists."""
+
+    # --- leases: one runner of a subscription at a time ------------------------------
+    def acquire_lease(self, name: str, seconds: float) -> str | None:
+        """Take the lease on `name` if it is free (or its holder's time ran out):
+        None when it is ours now, else who holds it, in words. A holder keeps it
+        by `renew_lease` within `seconds` (or, where the backend ties it to the
+        connection, by staying connected)."""
+
+    def renew_lease(self, name: str, seconds: float) -> bool:
+        """Extend a lease this holds; False when it was lost (then stop)."""
+
+    def release_lease(self, name: str) -> None: ...
+
+    def holds_lease(self, name: str) -> bool:
+        """Inside a write transaction: whether this still holds the lease (a
+        step that moves a checkpoint checks it there, so a runner that lost its
+        lease cannot move one)."""
+
+    def lease_holder(self, name: str) -> str | None:
+        """Who holds the lease on `name` now, in words, or None."""
+
     # --- rebuild claims ------------------------------------------------------------
     def claim_rebuild(self, name: str) -> None:
         """Claim the rebuild of the projection until release_rebuild (or this

@@ -104,6 +104,7 @@ class PostgresReadModels:
         self._has_catalog = False
         self._armed: _Target | None = None
         self._claims: set[str] = set()
+        self._leases: set[str] = set()
 
     @classmethod
     def open(cls, store: PostgresStore, *, create: bool) -> PostgresReadModels:
@@ -399,6 +400,41 @@ class PostgresReadModels:
             self.conn.execute(f"ALTER TABLE {_quote(shadow)}.{_quote(table)} SET SCHEMA {_quote(live)}")
         self._drop_schema_if_empty(shadow)
 
+    def has_table(self, table: str) -> bool:
+        found = self.conn.execute("SELECT to_regclass(%s)", (f"{_quote(self.namespace)}.{table}",)).fetchone()
+        return found[0] is not None
+
+    # --- leases ----------------------------------------------------------------------
+    # A session-level advisory lock: it ends with the connection, so a runner killed
+    # with -9 loses it as soon as the server sees the connection close.
+
+    def acquire_lease(self, name: str, seconds: float) -> str | None:
+        if name in self._leases:
+            return None
+        key = _lock_key(self.namespace, name, "lease")
+        with translated(self.location):
+            if self.conn.execute(pgsql.SQL("SELECT pg_try_advisory_lock({})").format(key)).fetchone()[0]:
+                self._leases.add(name)
+                return None
+        return self._holder(key) or "another session"
+
+    def renew_lease(self, name: str, seconds: float) -> bool:
+        return name in self._leases and not self.conn.closed and not self.conn.broken
+
+    def release_lease(self, name: str) -> None:
+        if name in self._leases and not self.conn.closed and not self.conn.broken:
+            key = _lock_key(self.namespace, name, "lease")
+            self.conn.execute(pgsql.SQL("SELECT pg_advisory_unlock({})").format(key))
+        self._leases.discard(name)
+
+    def holds_lease(self, name: str) -> bool:
+        return name in self._leases  # a session lock: held while this transaction's connection lives
+
+    def lease_holder(self, name: str) -> str | None:
+        if name in self._leases:
+            return f"this session (server process {self.conn.info.backend_pid})"
+        return self._holder(_lock_key(self.namespace, name, "lease"))
+
     # --- rebuild claims --------------------------------------------------------------
 
     def claim_rebuild(self, name: str) -> None:
@@ -418,7 +454,10 @@ class PostgresReadModels:
             self._claims.discard(name)
 
     def rebuilder(self, name: str) -> str | None:
-        key = _lock_key(self.namespace, name, "rebuild")
+        return self._holder(_lock_key(self.namespace, name, "rebuild"))
+
+    def _holder(self, key: pgsql.Composable) -> str | None:
+        """Another session holding the advisory lock `key`, in words."""
         row = self.conn.execute(
             pgsql.SQL(
                 "SELECT a.pid, a.application_name, coalesce(host(a.client_addr), 'a local socket'),"

@@ -54,6 +54,15 @@ CREATE TABLE IF NOT EXISTS {REBUILDS} (
 )
 """
 COLUMNS = Record.COLUMNS
+LEASES = "esctl_leases"
+_LEASES_DDL = f"""
+CREATE TABLE IF NOT EXISTS {LEASES} (
+    name       TEXT PRIMARY KEY,
+    holder     TEXT NOT NULL,   -- in words, for people: never used to tell if it runs
+    token      TEXT NOT NULL,   -- this holding of it: a renewal by an older holder fails
+    expires_at REAL NOT NULL    -- seconds since the epoch
+)
+"""
 
 
 def quote(identifier: str) -> str:
@@ -71,6 +80,7 @@ class SQLiteReadModels:
         self.conn = conn
         self.location = location
         self._claims: set[str] = set()  # rebuilds this connection claimed: only those it gives back
+        self._leases: dict[str, str] = {}  # leases this holds: name -> the token of its row
 
     @classmethod
     def open(cls, path: str, *, create: bool) -> SQLiteReadModels:
@@ -261,6 +271,76 @@ class SQLiteReadModels:
                 self.conn.execute(f"ALTER TABLE {quote(shadow_name(table))} RENAME TO {quote(table)}")
         finally:
             self.conn.execute("PRAGMA legacy_alter_table = OFF")
+
+    def has_table(self, table: str) -> bool:
+        return self._has_table(table)
+
+    # --- leases ----------------------------------------------------------------------
+    # A row with an expiry its holder renews: nothing in SQLite ends with a process,
+    # so a holder killed with -9 holds it until `expires_at` (seconds, by the clock).
+
+    def acquire_lease(self, name: str, seconds: float) -> str | None:
+        import socket
+        import time
+        import uuid
+
+        with immediate(self.conn):
+            self.conn.execute(_LEASES_DDL)
+            row = self.conn.execute(
+                f"SELECT holder, expires_at FROM {LEASES} WHERE name = ?", (name,)
+            ).fetchone()
+            now = time.time()
+            if row is not None and row[1] > now and name not in self._leases:
+                return f"{row[0]} (until {_clock(row[1])} unless renewed)"
+            token = self._leases.get(name) or str(uuid.uuid4())
+            holder = f"process {os.getpid()} on {socket.gethostname()}"
+            self.conn.execute(
+                f"INSERT OR REPLACE INTO {LEASES} (name, holder, token, expires_at) VALUES (?, ?, ?, ?)",
+                (name, holder, token, now + seconds),
+            )
+        self._leases[name] = token
+        return None
+
+    def renew_lease(self, name: str, seconds: float) -> bool:
+        import time
+
+        token = self._leases.get(name)
+        if token is None:
+            return False
+        with immediate(self.conn):
+            cursor = self.conn.execute(
+                f"UPDATE {LEASES} SET expires_at = ? WHERE name = ? AND token = ?",
+                (time.time() + seconds, name, token),
+            )
+        if cursor.rowcount == 0:
+            self._leases.pop(name, None)
+            return False
+        return True
+
+    def release_lease(self, name: str) -> None:
+        token = self._leases.pop(name, None)
+        if token is not None:
+            with immediate(self.conn):
+                self.conn.execute(f"DELETE FROM {LEASES} WHERE name = ? AND token = ?", (name, token))
+
+    def holds_lease(self, name: str) -> bool:
+        token = self._leases.get(name)
+        if token is None:
+            return False
+        row = self.conn.execute(
+            f"SELECT 1 FROM {LEASES} WHERE name = ? AND token = ?", (name, token)
+        ).fetchone()
+        return row is not None
+
+    def lease_holder(self, name: str) -> str | None:
+        import time
+
+        if not self._has_table(LEASES):
+            return None
+        row = self.conn.execute(f"SELECT holder, expires_at FROM {LEASES} WHERE name = ?", (name,)).fetchone()
+        if row is None or row[1] <= time.time():
+            return None
+        return row[0]
 
     # --- rebuild claims --------------------------------------------------------------
 
@@ -487,6 +567,12 @@ class _Comparison:
             rebuilt, other = as_dict(row[:width]), as_dict(row[width:])
             changed = [c for c in values if rebuilt[c] != other[c] or type(rebuilt[c]) is not type(other[c])]
             yield "different", key_of(rebuilt), other, rebuilt, changed
+
+
+def _clock(seconds: float) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%H:%M:%S UTC")
 
 
 def _running(pid: int, host: str, process: str) -> bool:

@@ -1,0 +1,74 @@
+"""Handing an event to a shell command: the envelope as JSON on its stdin, what it
+needs to know in its environment, exit 0 for success."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections import deque
+
+from esctl.ndjson import envelope_line
+from esctl.subscriptions.consumer import Delivery, Outcome
+
+ERROR_LINES = 20  # of the command's stderr kept with a failure
+
+
+class ShellCommand:
+    """`sh -c COMMAND` per event, in a session of its own (so a timeout ends what
+    it started too, and a Ctrl-C meant for esctl reaches it through esctl). Its
+    stdout goes to esctl's stderr: esctl's stdout is the consumer's report. Its
+    stderr passes through as well, and the last lines are kept with a failure."""
+
+    def __init__(self, command: str, *, timeout: float | None = None) -> None:
+        self.command = command
+        self.timeout = timeout
+
+    def __call__(self, delivery: Delivery) -> Outcome:
+        row = delivery.row
+        env = {
+            **os.environ,
+            "ESCTL_GROUP": delivery.group,
+            "ESCTL_EVENT_ID": row.id,
+            "ESCTL_POSITION": str(row.position),
+            "ESCTL_STREAM": row.stream,
+            "ESCTL_VERSION": str(row.version),
+            "ESCTL_TYPE": row.type,
+            "ESCTL_ATTEMPT": str(delivery.attempt),
+            "ESCTL_IDEMPOTENCY_KEY": delivery.idempotency_key,
+        }
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", self.command],
+            stdin=subprocess.PIPE,
+            stdout=sys.stderr.fileno(),
+            stderr=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
+        try:
+            _, err = proc.communicate(envelope_line(row), timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            _end(proc)
+            return Outcome(False, None, f"timed out after {self.timeout:g} s (--timeout)")
+        except BaseException:  # Ctrl-C, SIGTERM: the command goes with esctl
+            _end(proc)
+            raise
+        text = err.decode("utf-8", "replace")
+        if text:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+        if proc.returncode == 0:
+            return Outcome(True, 0)
+        tail = "\n".join(deque(text.splitlines(), maxlen=ERROR_LINES))
+        code = proc.returncode
+        reason = f"killed by signal {-code}" if code < 0 else f"exit {code}"
+        return Outcome(False, code, tail or reason)
+
+
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the command's whole session, and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()

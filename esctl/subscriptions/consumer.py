@@ -1,0 +1,506 @@
+"""A durable consumer: a named group that hands each event it wants to a handler,
+once it succeeds, in position order, with retries, a circuit breaker and parking.
+
+- **At least once, keyed:** the checkpoint moves only after the handler succeeded
+  (or the event was parked), so a runner killed mid-event delivers it again; the
+  idempotency key (`GROUP:EVENT_ID`) is the same every time, for the handler to
+  apply it once.
+- **Retry:** a failed attempt is tried again after a delay with exponential
+  backoff and full jitter (uniform in [0, min(max, base * 2**(attempt-1))]). The
+  attempt count and the time of the next attempt are stored, so a restarted
+  consumer resumes the schedule.
+- **Circuit breaker:** after `break_after` failures in a row it opens: no call
+  until `cool_down` has passed, then one trial (half-open); success closes it, a
+  failure opens it again. Stored with the consumer, so `consumers` shows it.
+- **Parking:** an event whose retries ran out is parked with its error. In
+  `event` mode the consumer moves on; in `stream` mode the later events of that
+  stream are held behind it (parked as `held`) while other streams go on, so a
+  handler never sees version 5 of a stream before version 4. `dlq retry` puts them
+  back in line, delivered first, in order; `dlq skip` gives one up.
+- **One runner at a time:** the group's lease (the backend's), renewed while it
+  runs; every step that moves the checkpoint first checks the lease is still held.
+
+Time comes from an injectable clock, so tests of the schedule need no sleeping.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from esctl.errors import ConcurrencyError, InvalidInput, StoreError
+from esctl.store.consumers import (
+    CLOSED,
+    HALF_OPEN,
+    OPEN,
+    Consumer,
+    ConsumerStore,
+    Parked,
+    history_entry,
+)
+from esctl.store.protocol import EventStoreBackend
+from esctl.store.readmodels import ReadModels
+from esctl.store.rows import StoredRow
+from esctl.subscriptions.filter import EventFilter
+
+PARK_MODES = ("event", "stream")
+READ_AHEAD = 100  # events read per look at the log
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Seconds since the epoch."""
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+@dataclass(frozen=True)
+class Settings:
+    retries: int = 3  # attempts after the first
+    backoff_base: float = 1.0
+    backoff_max: float = 60.0
+    break_after: int = 5
+    cool_down: float = 30.0
+    park_mode: str = "stream"
+    lease_seconds: float = 5.0
+    wait_for_lease: bool = True
+
+    def __post_init__(self) -> None:
+        if self.park_mode not in PARK_MODES:
+            raise InvalidInput(f"--park must be event or stream, got {self.park_mode!r}")
+        if self.retries < 0 or self.break_after < 1:
+            raise InvalidInput("--retries must be 0 or more and --break-after 1 or more")
+        if not 0 <= self.backoff_base <= self.backoff_max or self.cool_down < 0:
+            raise InvalidInput("--backoff BASE[:MAX] needs 0 <= BASE <= MAX, and --cool-down 0 or more")
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """Full jitter: a uniform wait up to the exponential backoff of `attempt`."""
+        return rng.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One attempt to hand an event to the handler."""
+
+    group: str
+    row: StoredRow
+    attempt: int
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.group}:{self.row.id}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    exit_code: int | None = None
+    error: str = ""
+
+
+Handler = Callable[[Delivery], Outcome]
+
+
+@dataclass
+class Report:
+    """What one delivery came to, for the caller to show: outcome is `ok`,
+    `failed` (retried later), `parked`, `held` or `open` (the breaker opened)."""
+
+    position: int
+    stream: str
+    version: int
+    type: str
+    attempt: int
+    outcome: str
+    exit_code: int | None = None
+    retry_in: float | None = None
+    error: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = {k: v for k, v in self.__dict__.items() if v is not None and v != ""}
+        if self.retry_in is not None:
+            doc["retry_in"] = round(self.retry_in, 3)
+        return doc
+
+
+@dataclass
+class Summary:
+    delivered: int = 0
+    parked: int = 0
+    held: int = 0
+    failures: int = 0
+    stopped_by_breaker: float | None = None  # when --once met an open breaker: its trial time
+
+
+class Stopped(Exception):
+    """The run ended early: asked to stop, or the breaker is open in a drain."""
+
+
+class ConsumerRunner:
+    def __init__(
+        self,
+        store: EventStoreBackend,
+        db: ReadModels,
+        group: str,
+        wanted: EventFilter,
+        handler: Handler,
+        settings: Settings = Settings(),
+        *,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        on_report: Callable[[Report], None] = lambda report: None,
+        on_wait: Callable[[str], None] = lambda note: None,
+        poll_seconds: float = 0.2,
+    ) -> None:
+        self.store, self.db, self.group, self.wanted = store, db, group, wanted
+        self.handler, self.settings = handler, settings
+        self.clock = clock or SystemClock()
+        self.rng = rng or random.Random()
+        self.on_report, self.on_wait = on_report, on_wait
+        self.poll_seconds = poll_seconds
+        self.state = ConsumerStore(db)
+        self.lease = f"consumer:{group}"
+        self._lost = threading.Event()
+
+    # --- running ---------------------------------------------------------------------
+
+    def run(self, *, once: bool = False, should_stop: Callable[[], bool] = lambda: False) -> Summary:
+        """Deliver until caught up (`once`) or until `should_stop`."""
+        summary = Summary()
+        self.state.ensure()
+        consumer = self._open()
+        self._take_lease(should_stop)
+        try:
+            with self._heartbeat():
+                self._loop(consumer, summary, once, should_stop)
+        except Stopped:
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                self.db.release_lease(self.lease)
+        return summary
+
+    def _open(self) -> Consumer:
+        with self.db.transaction(self.lease):
+            consumer = self.state.get(self.group, lock=True)
+            if consumer is None:
+                consumer = Consumer(self.group, self.wanted.to_dict(), self.settings.park_mode)
+                self.state.create(consumer)
+        if consumer.filter != self.wanted.to_dict():
+            raise InvalidInput(
+                f"consumer {self.group!r} follows {EventFilter.of(**consumer.filter).describe()}:"
+                " give the same filters, or a new group name"
+            )
+        if consumer.park_mode != self.settings.park_mode:
+            raise InvalidInput(
+                f"consumer {self.group!r} parks by {consumer.park_mode}: give --park {consumer.park_mode},"
+                " or a new group name"
+            )
+        return consumer
+
+    def _take_lease(self, should_stop: Callable[[], bool]) -> None:
+        said = False
+        while True:
+            holder = self.db.acquire_lease(self.lease, self.settings.lease_seconds)
+            if holder is None:
+                return
+            if not self.settings.wait_for_lease:
+                raise ConcurrencyError(f"consumer {self.group!r} is being run by {holder}")
+            if not said:
+                self.on_wait(f"consumer {self.group!r} is being run by {holder}: waiting for it")
+                said = True
+            if should_stop():
+                raise Stopped
+            time.sleep(min(0.5, self.settings.lease_seconds / 4))
+
+    @contextlib.contextmanager
+    def _heartbeat(self) -> Iterator[None]:
+        """Renew the lease in the background (a handler may run for a while)."""
+        done = threading.Event()
+        every = self.settings.lease_seconds / 3
+
+        def beat() -> None:
+            while not done.wait(every):
+                try:
+                    if not self.db.renew_lease(self.lease, self.settings.lease_seconds):
+                        self._lost.set()
+                        return
+                except Exception:
+                    self._lost.set()
+                    return
+
+        if self.db.dialect == "sqlite":  # PostgreSQL's lease lives as long as the connection
+            thread = threading.Thread(target=beat, name=f"lease {self.group}", daemon=True)
+            thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+
+    def _loop(
+        self, consumer: Consumer, summary: Summary, once: bool, should_stop: Callable[[], bool]
+    ) -> None:
+        token = self.store.change_token()
+        while True:
+            if should_stop():
+                raise Stopped
+            redrive = self.state.parked(self.group, states=("retry",))
+            if redrive:
+                self._redeliver(consumer, redrive[0], summary, once, should_stop)
+                continue
+            head = self.store.head_position()
+            if consumer.checkpoint < head:
+                rows, reached = self.wanted.read(self.store, consumer.checkpoint, head, READ_AHEAD)
+                held = self.state.held_streams(self.group) if self.settings.park_mode == "stream" else set()
+                for row in rows:
+                    if should_stop():
+                        raise Stopped
+                    self._deliver_live(consumer, row, held, summary, once, should_stop)
+                if consumer.checkpoint < reached:  # events past the last wanted one
+                    with self._moving():
+                        consumer.checkpoint = reached
+                        self.state.save(consumer)
+                continue
+            if once:
+                return
+            token = self.store.wait_for_change(token, self.poll_seconds)
+
+    @contextlib.contextmanager
+    def _moving(self) -> Iterator[None]:
+        """A transaction that moves the consumer on: refused once the lease is lost."""
+        lost = StoreError(f"consumer {self.group!r} lost its lease (another runner took over): stopping")
+        if self._lost.is_set():
+            raise lost
+        with self.db.transaction(self.lease):
+            if not self.db.holds_lease(self.lease):
+                raise lost
+            yield
+
+    # --- one event -------------------------------------------------------------------
+
+    def _deliver_live(
+        self,
+        consumer: Consumer,
+        row: StoredRow,
+        held: set[str],
+        summary: Summary,
+        once: bool,
+        should_stop: Callable[[], bool],
+    ) -> None:
+        """`held`: the streams parked in `stream` mode (this adds to it)."""
+        if row.stream in held:
+            with self._moving():
+                self.state.park(
+                    _parked(
+                        self.group, row, "held", 0, None, "held behind an earlier parked event of its stream"
+                    )
+                )
+                consumer.checkpoint = row.position
+                self.state.save(consumer)
+            summary.held += 1
+            self._report(summary, Report(row.position, row.stream, row.version, row.type, 0, "held"))
+            return
+        outcome, attempt = self._attempt(consumer, row, summary, once, should_stop)
+        if outcome is None:
+            return
+        with self._moving():
+            if outcome.ok:
+                consumer.checkpoint = row.position
+                summary.delivered += 1
+            else:
+                self.state.park(_parked(self.group, row, "parked", attempt, outcome.exit_code, outcome.error))
+                consumer.checkpoint = row.position
+                summary.parked += 1
+                if self.settings.park_mode == "stream":
+                    held.add(row.stream)
+            self._settled(consumer)
+            self.state.save(consumer)
+        self._report(
+            summary,
+            Report(
+                row.position,
+                row.stream,
+                row.version,
+                row.type,
+                attempt,
+                "ok" if outcome.ok else "parked",
+                outcome.exit_code,
+                error=outcome.error if not outcome.ok else "",
+            ),
+        )
+
+    def _redeliver(
+        self,
+        consumer: Consumer,
+        parked: Parked,
+        summary: Summary,
+        once: bool,
+        should_stop: Callable[[], bool],
+    ) -> None:
+        if self.settings.park_mode == "stream":
+            before = [
+                p
+                for p in self.state.parked(self.group, states=("parked", "held"))
+                if p.stream == parked.stream and p.position < parked.position
+            ]
+            if before:  # its stream's earlier event is parked again: wait behind it
+                with self._moving():
+                    parked.state = "held"
+                    parked.history.append(history_entry("held again", behind=before[-1].position))
+                    self.state.update(parked)
+                return
+        row = self._row(parked.position)
+        outcome, attempt = self._attempt(consumer, row, summary, once, should_stop)
+        if outcome is None:
+            return
+        with self._moving():
+            parked.attempts += attempt
+            if outcome.ok:
+                parked.state = "done"
+                parked.history.append(history_entry("delivered", attempt=attempt))
+                summary.delivered += 1
+            else:
+                parked.state = "parked"
+                parked.exit_code, parked.error = outcome.exit_code, outcome.error
+                parked.history.append(
+                    history_entry("parked again", attempts=attempt, exit_code=outcome.exit_code)
+                )
+                summary.parked += 1
+            self.state.update(parked)
+            self._settled(consumer)
+            self.state.save(consumer)
+        self._report(
+            summary,
+            Report(
+                row.position,
+                row.stream,
+                row.version,
+                row.type,
+                attempt,
+                "ok" if outcome.ok else "parked",
+                outcome.exit_code,
+                error=outcome.error if not outcome.ok else "",
+            ),
+        )
+
+    def _row(self, position: int) -> StoredRow:
+        (row,) = self.store.read_all(from_position=position, to_position=position, raw=True)
+        return row
+
+    def _attempt(
+        self,
+        consumer: Consumer,
+        row: StoredRow,
+        summary: Summary,
+        once: bool,
+        should_stop: Callable[[], bool],
+    ) -> tuple[Outcome | None, int]:
+        """Call the handler until it succeeds or the retries run out: (the last
+        outcome, attempts made on this event). (None, n) when the breaker opened
+        in a drain, or when asked to stop while waiting (the run then ends)."""
+        settings = self.settings
+        if consumer.attempt_at != row.position:  # a schedule for another event does not carry over
+            consumer.attempt, consumer.attempt_at, consumer.retry_at = 0, row.position, 0.0
+        while True:
+            self._wait_for_breaker(consumer, summary, once, should_stop)
+            self._wait_until(consumer.retry_at, should_stop)
+            attempt = consumer.attempt + 1
+            try:
+                outcome = self.handler(Delivery(self.group, row, attempt))
+            except Exception as exc:  # a Python handler's failure is a failed attempt
+                outcome = Outcome(False, None, f"{type(exc).__name__}: {exc}")
+            now = self.clock.now()
+            if outcome.ok:
+                return outcome, attempt
+            summary.failures += 1
+            with self._moving():
+                consumer.attempt = attempt
+                consumer.failures += 1
+                if consumer.breaker == HALF_OPEN or consumer.failures >= settings.break_after:
+                    consumer.breaker, consumer.trial_at = OPEN, now + settings.cool_down
+                last = attempt > settings.retries
+                consumer.retry_at = 0.0 if last else now + settings.delay(attempt, self.rng)
+                self.state.save(consumer)
+            if last:
+                return outcome, attempt
+            self._report(
+                summary,
+                Report(
+                    row.position,
+                    row.stream,
+                    row.version,
+                    row.type,
+                    attempt,
+                    "open" if consumer.breaker == OPEN else "failed",
+                    outcome.exit_code,
+                    retry_in=max(consumer.retry_at, consumer.trial_at if consumer.breaker == OPEN else 0)
+                    - now,
+                    error=outcome.error,
+                ),
+            )
+
+    def _settled(self, consumer: Consumer) -> None:
+        """The event is done with: no schedule left; a success closes the breaker."""
+        consumer.attempt, consumer.retry_at = 0, 0.0
+        consumer.failures, consumer.breaker, consumer.trial_at = 0, CLOSED, 0.0
+
+    def _wait_for_breaker(
+        self, consumer: Consumer, summary: Summary, once: bool, should_stop: Callable[[], bool]
+    ) -> None:
+        if consumer.breaker == CLOSED:
+            return
+        if consumer.breaker == OPEN:
+            if once and self.clock.now() < consumer.trial_at:
+                summary.stopped_by_breaker = consumer.trial_at
+                raise Stopped
+            self._wait_until(consumer.trial_at, should_stop)
+            with self._moving():
+                consumer.breaker = HALF_OPEN  # one trial call
+                self.state.save(consumer)
+
+    def _wait_until(self, when: float, should_stop: Callable[[], bool]) -> None:
+        while True:
+            left = when - self.clock.now()
+            if left <= 0:
+                return
+            if should_stop():
+                raise Stopped
+            self.clock.sleep(min(left, self.poll_seconds * 5))
+
+    def _report(self, summary: Summary, report: Report) -> None:
+        self.on_report(report)
+
+
+def _parked(
+    group: str, row: StoredRow, state: str, attempts: int, exit_code: int | None, error: str
+) -> Parked:
+    from esctl.events import utc_now
+
+    entry = history_entry(state, attempts=attempts) if state == "parked" else history_entry(state)
+    return Parked(
+        group,
+        row.position,
+        row.stream,
+        row.version,
+        row.type,
+        row.id,
+        state,
+        attempts,
+        exit_code,
+        error,
+        utc_now(),
+        [entry],
+    )
