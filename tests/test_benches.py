@@ -84,6 +84,23 @@ def test_the_postgresql_bench_runs(postgres_url: str, tmp_path: Path) -> None:
     _runs(
         "bench_postgres.py",
         ["--quick", "--url", postgres_url, "--dir", str(tmp_path)],
-        ["esctl import_events", "raw COPY, binary", "esctl append", "vs unordered", "replay (default fold)"],
+        [
+            "esctl import_events",
+            "raw COPY, binary",
+            "esctl append",
+            "vs unordered",
+            "replay (default fold)",
+            "catch-up of a projection",
+        ],
+        tmp_path,
+    )
+
+
+@pytest.mark.slow
+def test_the_subscriptions_bench_runs(postgres_url: str, tmp_path: Path) -> None:
+    _runs(
+        "bench_subscriptions.py",
+        ["--quick", "--url", postgres_url, "--dir", str(tmp_path)],
+        ["follow: commit to line", "consume --exec true", "bare spawn loop", "projection catch-up"],
         tmp_path,
     )

@@ -1220,6 +1220,7 @@ _OUTCOME_STYLE = {
     "open": "bold red",
     "parked": "magenta",
     "held": "magenta",
+    "queued": "dim",
 }
 
 

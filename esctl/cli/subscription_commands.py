@@ -127,24 +127,28 @@ def consume(
         int, typer.Option("--retries", min=0, metavar="N", help="Attempts after the first.")
     ] = 3,
     backoff: Annotated[
-        str, typer.Option("--backoff", metavar="BASE[:MAX]", help="Retry delays in seconds, doubling.")
+        str, typer.Option("--backoff", metavar="BASE", help="Retry delays, BASE[:MAX] s.")
     ] = "1:60",
     break_after: Annotated[
         int,
-        typer.Option("--break-after", min=1, metavar="N", help="Failures in a row that open the breaker."),
+        typer.Option("--break-after", min=1, metavar="N", help="Failures that open the breaker."),
     ] = 5,
     cool_down: Annotated[
-        float, typer.Option("--cool-down", min=0, metavar="SECONDS", help="Open breaker's wait for a trial.")
+        float, typer.Option("--cool-down", min=0, metavar="SECONDS", help="Wait before a trial call.")
     ] = 30.0,
     park: Annotated[
-        str, typer.Option("--park", metavar="MODE", help="event: move on; stream: hold its later events.")
+        str, typer.Option("--park", metavar="MODE", help="event, or stream: hold the rest.")
     ] = "stream",
     timeout: Annotated[
-        float, typer.Option("--timeout", min=0, metavar="SECONDS", help="A longer run fails (0: none).")
+        float, typer.Option("--timeout", min=0, metavar="SECONDS", help="Longer runs fail (0: none).")
     ] = 0.0,
     no_wait: Annotated[
         bool, typer.Option("--no-wait", help="Exit 3 if another runner has the group, not wait.")
     ] = False,
+    lease: Annotated[
+        float,
+        typer.Option("--lease", min=0.1, metavar="SECONDS", help="A dead runner's hold."),
+    ] = 5.0,
     output_format: OutputOption = None,
 ) -> None:
     """Run a command once per event, durably, in order.
@@ -172,7 +176,7 @@ def consume(
     if not command.strip():
         raise InvalidInput("give the command to run: --exec COMMAND")
     base, top = _backoff(backoff)
-    settings = Settings(retries, base, top, break_after, cool_down, park, wait_for_lease=not no_wait)
+    settings = Settings(retries, base, top, break_after, cool_down, park, lease, wait_for_lease=not no_wait)
     wanted = EventFilter.of([stream] if stream else (), category or (), event_type or ())
     out = session(ctx).output(output_format)
     if out.format is OutputFormat.json and not once:
@@ -198,12 +202,15 @@ def consume(
             settings,
             on_report=report,
             on_wait=output.note,
+            on_start=lambda: (
+                None
+                if once
+                else output.note(f"consumer {group!r}: following {wanted.describe()}; Ctrl-C stops")
+            ),
         )
         try:
             with sigterm_as_interrupt() as stopped:
                 try:
-                    if not once:
-                        output.note(f"consumer {group!r}: following {wanted.describe()}; Ctrl-C stops")
                     summary = runner.run(once=once)
                 except KeyboardInterrupt:
                     raise typer.Exit(stopped.exit_code) from None
@@ -302,7 +309,9 @@ def dlq_show(
     position: Annotated[int, typer.Argument(help="The parked event's position.")],
     output_format: OutputOption = None,
 ) -> None:
-    """One parked event: its error, attempts, history and the event itself.
+    """One parked event, in full.
+
+    Its error, attempts and history, and the event itself.
 
     Examples:
       esctl dlq show mailer 42
@@ -331,9 +340,9 @@ def dlq_retry(
     all_: Annotated[bool, typer.Option("--all", help="Every parked and held event of the group.")] = False,
     output_format: OutputOption = None,
 ) -> None:
-    """Put parked events back in line for the group's next run, first, in order.
+    """Put parked events back in line.
 
-    Retrying a parked event of a held stream releases the events held behind it
+    The group's next run delivers them first, in order. Retrying a parked event of a held stream releases the events held behind it
     too, in order.
 
     Examples:
@@ -363,11 +372,13 @@ def dlq_skip(
     position: Annotated[int, typer.Argument(help="The parked event's position.")],
     output_format: OutputOption = None,
 ) -> None:
-    """Give up on a parked event: it is never delivered; events held behind it go
-    back in line.
+    """Give up a parked event.
+
+    It is never delivered; the events held behind it go back in line.
 
     Examples:
       esctl dlq skip mailer 42
+      esctl dlq skip mailer 42 | jq .released
     """
     from esctl.subscriptions.dlq import skip
 

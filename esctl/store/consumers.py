@@ -279,6 +279,14 @@ class ConsumerStore:
         )
         return {row[0] for row in rows}
 
+    def waiting_in(self, consumer: str, stream: str) -> set[str]:
+        """The states of the stream's events still set aside (parked, held, retry)."""
+        rows = self.db.execute(
+            f"SELECT DISTINCT state FROM {PARKED} WHERE consumer = ? AND stream = ? AND state IN (?, ?, ?)",
+            (consumer, stream, *WAITING),
+        )
+        return {row[0] for row in rows}
+
     def counts(self) -> dict[str, int]:
         """Events still set aside (parked, held or waiting to be re-driven) per consumer."""
         if not self._exists():

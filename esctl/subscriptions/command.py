@@ -14,13 +14,15 @@ from esctl.ndjson import envelope_line
 from esctl.subscriptions.consumer import Delivery, Outcome
 
 ERROR_LINES = 20  # of the command's stderr kept with a failure
+GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 
 
 class ShellCommand:
-    """`sh -c COMMAND` per event, in a session of its own (so a timeout ends what
-    it started too, and a Ctrl-C meant for esctl reaches it through esctl). Its
-    stdout goes to esctl's stderr: esctl's stdout is the consumer's report. Its
-    stderr passes through as well, and the last lines are kept with a failure."""
+    """`sh -c COMMAND` per event, in a process group of its own: a timeout, or a
+    Ctrl-C or SIGTERM to esctl, sends SIGTERM to the whole group (what it started
+    too), then SIGKILL to what is left after GRACE seconds. Its stdout goes to
+    esctl's stderr (esctl's stdout is the consumer's report); its stderr passes
+    through as well, and the last lines are kept with a failure."""
 
     def __init__(self, command: str, *, timeout: float | None = None) -> None:
         self.command = command
@@ -68,7 +70,11 @@ class ShellCommand:
 
 
 def _end(proc: subprocess.Popen[bytes]) -> None:
-    """Kill the command's whole session, and reap it."""
+    """End the command's whole process group, politely first, and reap it."""
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=GRACE)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # what the shell started may outlive it
     proc.wait()

@@ -117,7 +117,9 @@ Handler = Callable[[Delivery], Outcome]
 @dataclass
 class Report:
     """What one delivery came to, for the caller to show: outcome is `ok`,
-    `failed` (retried later), `parked`, `held` or `open` (the breaker opened)."""
+    `failed` (retried later), `open` (failed, and the breaker opened), `parked`,
+    `held` (behind a parked event of its stream) or `queued` (behind events of its
+    stream put back in line)."""
 
     position: int
     stream: str
@@ -163,17 +165,19 @@ class ConsumerRunner:
         rng: random.Random | None = None,
         on_report: Callable[[Report], None] = lambda report: None,
         on_wait: Callable[[str], None] = lambda note: None,
+        on_start: Callable[[], None] = lambda: None,
         poll_seconds: float = 0.2,
     ) -> None:
         self.store, self.db, self.group, self.wanted = store, db, group, wanted
         self.handler, self.settings = handler, settings
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
-        self.on_report, self.on_wait = on_report, on_wait
+        self.on_report, self.on_wait, self.on_start = on_report, on_wait, on_start
         self.poll_seconds = poll_seconds
         self.state = ConsumerStore(db)
         self.lease = f"consumer:{group}"
         self._lost = threading.Event()
+        self._unsaved = False  # deliveries since the consumer's row was last saved
 
     # --- running ---------------------------------------------------------------------
 
@@ -181,9 +185,10 @@ class ConsumerRunner:
         """Deliver until caught up (`once`) or until `should_stop`."""
         summary = Summary()
         self.state.ensure()
-        consumer = self._open()
         self._take_lease(should_stop)
         try:
+            consumer = self._open()  # read once the lease is ours: a runner before may have moved it
+            self.on_start()
             with self._heartbeat():
                 self._loop(consumer, summary, once, should_stop)
         except Stopped:
@@ -242,6 +247,7 @@ class ConsumerRunner:
                     self._lost.set()
                     return
 
+        thread = None
         if self.db.dialect == "sqlite":  # PostgreSQL's lease lives as long as the connection
             thread = threading.Thread(target=beat, name=f"lease {self.group}", daemon=True)
             thread.start()
@@ -249,6 +255,8 @@ class ConsumerRunner:
             yield
         finally:
             done.set()
+            if thread is not None:
+                thread.join(timeout=60)  # not mid-renewal when the lease is given back
 
     def _loop(
         self, consumer: Consumer, summary: Summary, once: bool, should_stop: Callable[[], bool]
@@ -265,18 +273,27 @@ class ConsumerRunner:
             if consumer.checkpoint < head:
                 rows, reached = self.wanted.read(self.store, consumer.checkpoint, head, READ_AHEAD)
                 held = self.state.held_streams(self.group) if self.settings.park_mode == "stream" else set()
-                for row in rows:
-                    if should_stop():
-                        raise Stopped
-                    self._deliver_live(consumer, row, held, summary, once, should_stop)
-                if consumer.checkpoint < reached:  # events past the last wanted one
-                    with self._moving():
-                        consumer.checkpoint = reached
-                        self.state.save(consumer)
+                try:
+                    for row in rows:
+                        if should_stop():
+                            raise Stopped
+                        self._deliver_live(consumer, row, held, summary, once, should_stop)
+                    consumer.checkpoint = max(consumer.checkpoint, reached)  # past unwanted events too
+                    self._unsaved = True
+                finally:
+                    self._save_delivered(consumer)
                 continue
             if once:
                 return
             token = self.store.wait_for_change(token, self.poll_seconds)
+
+    def _save_delivered(self, consumer: Consumer) -> None:
+        """The checkpoint of the deliveries since the last save: one transaction per
+        batch, not per event. A runner killed before it delivers those again."""
+        if self._unsaved:
+            with self._moving():
+                self.state.save(consumer)
+            self._unsaved = False
 
     @contextlib.contextmanager
     def _moving(self) -> Iterator[None]:
@@ -300,34 +317,39 @@ class ConsumerRunner:
         once: bool,
         should_stop: Callable[[], bool],
     ) -> None:
-        """`held`: the streams parked in `stream` mode (this adds to it)."""
+        """`held`: the streams parked in `stream` mode (this adds to it, and looks
+        again before holding an event: a `dlq retry` or `skip` may have changed it).
+        An event of a stream whose earlier events are back in line (`retry`) joins
+        the line behind them; behind a parked one, it is held."""
         if row.stream in held:
             with self._moving():
-                self.state.park(
-                    _parked(
-                        self.group, row, "held", 0, None, "held behind an earlier parked event of its stream"
-                    )
-                )
-                consumer.checkpoint = row.position
-                self.state.save(consumer)
-            summary.held += 1
-            self._report(summary, Report(row.position, row.stream, row.version, row.type, 0, "held"))
-            return
+                waiting = self.state.waiting_in(self.group, row.stream)
+                state = "held" if waiting & {"parked", "held"} else "retry"
+                if waiting:
+                    why = "held behind an earlier parked event of its stream" if state == "held" else ""
+                    self.state.park(_parked(self.group, row, state, 0, None, why))
+                    consumer.checkpoint = row.position
+                    self.state.save(consumer)
+            if waiting:
+                summary.held += state == "held"
+                outcome = "held" if state == "held" else "queued"  # behind its re-driven events
+                self._report(summary, Report(row.position, row.stream, row.version, row.type, 0, outcome))
+                return
+            held.discard(row.stream)
         outcome, attempt = self._attempt(consumer, row, summary, once, should_stop)
-        if outcome is None:
-            return
-        with self._moving():
-            if outcome.ok:
-                consumer.checkpoint = row.position
-                summary.delivered += 1
-            else:
+        consumer.checkpoint = row.position
+        self._done_with(consumer, outcome.ok)
+        if outcome.ok:  # saved with the batch (or before a failure is): at least once allows it
+            summary.delivered += 1
+            self._unsaved = True
+        else:
+            with self._moving():
                 self.state.park(_parked(self.group, row, "parked", attempt, outcome.exit_code, outcome.error))
-                consumer.checkpoint = row.position
                 summary.parked += 1
                 if self.settings.park_mode == "stream":
                     held.add(row.stream)
-            self._settled(consumer)
-            self.state.save(consumer)
+                self.state.save(consumer)
+            self._unsaved = False
         self._report(
             summary,
             Report(
@@ -363,24 +385,37 @@ class ConsumerRunner:
                     self.state.update(parked)
                 return
         row = self._row(parked.position)
-        outcome, attempt = self._attempt(consumer, row, summary, once, should_stop)
-        if outcome is None:
-            return
+        # The live event's retry schedule stays its own: a re-drive keeps one of its own.
+        live = (consumer.attempt, consumer.attempt_at, consumer.retry_at)
+        consumer.attempt, consumer.attempt_at, consumer.retry_at = 0, row.position, 0.0
+        try:
+            outcome, attempt = self._attempt(consumer, row, summary, once, should_stop)
+        finally:
+            consumer.attempt, consumer.attempt_at, consumer.retry_at = live
         with self._moving():
-            parked.attempts += attempt
-            if outcome.ok:
-                parked.state = "done"
-                parked.history.append(history_entry("delivered", attempt=attempt))
-                summary.delivered += 1
+            fresh = self.state.one(self.group, parked.position) or parked  # dlq may have acted meanwhile
+            fresh.attempts += attempt
+            if fresh.state != "retry":
+                fresh.history.append(
+                    history_entry(
+                        f"delivered while {fresh.state}" if outcome.ok else f"failed while {fresh.state}",
+                        attempt=attempt,
+                    )
+                )
+            elif outcome.ok:
+                fresh.state = "done"
+                fresh.history.append(history_entry("delivered", attempt=attempt))
             else:
-                parked.state = "parked"
-                parked.exit_code, parked.error = outcome.exit_code, outcome.error
-                parked.history.append(
+                fresh.state = "parked"
+                fresh.exit_code, fresh.error = outcome.exit_code, outcome.error
+                fresh.history.append(
                     history_entry("parked again", attempts=attempt, exit_code=outcome.exit_code)
                 )
-                summary.parked += 1
-            self.state.update(parked)
-            self._settled(consumer)
+            summary.delivered += outcome.ok
+            summary.parked += not outcome.ok
+            self.state.update(fresh)
+            if outcome.ok:
+                self._done_with(consumer, True)
             self.state.save(consumer)
         self._report(
             summary,
@@ -407,10 +442,10 @@ class ConsumerRunner:
         summary: Summary,
         once: bool,
         should_stop: Callable[[], bool],
-    ) -> tuple[Outcome | None, int]:
+    ) -> tuple[Outcome, int]:
         """Call the handler until it succeeds or the retries run out: (the last
-        outcome, attempts made on this event). (None, n) when the breaker opened
-        in a drain, or when asked to stop while waiting (the run then ends)."""
+        outcome, attempts made on this event). Raises Stopped when the breaker is
+        open in a drain, or when asked to stop while waiting."""
         settings = self.settings
         if consumer.attempt_at != row.position:  # a schedule for another event does not carry over
             consumer.attempt, consumer.attempt_at, consumer.retry_at = 0, row.position, 0.0
@@ -452,10 +487,12 @@ class ConsumerRunner:
                 ),
             )
 
-    def _settled(self, consumer: Consumer) -> None:
-        """The event is done with: no schedule left; a success closes the breaker."""
+    def _done_with(self, consumer: Consumer, succeeded: bool) -> None:
+        """The event is delivered or parked: no schedule left. Only a success
+        closes the breaker and ends the run of failures."""
         consumer.attempt, consumer.retry_at = 0, 0.0
-        consumer.failures, consumer.breaker, consumer.trial_at = 0, CLOSED, 0.0
+        if succeeded:
+            consumer.failures, consumer.breaker, consumer.trial_at = 0, CLOSED, 0.0
 
     def _wait_for_breaker(
         self, consumer: Consumer, summary: Summary, once: bool, should_stop: Callable[[], bool]

@@ -73,7 +73,8 @@ def fresh_models(monkeypatch: pytest.MonkeyPatch) -> None:
         (
             ["frobnicate"],
             "no such command 'frobnicate' (commands: init, append, import, read, export, streams,"
-            " info, copy, migrate, replay, diff, versions, exec, snapshot, upcast, query, follow, help, project)",
+            " info, copy, migrate, replay, diff, versions, exec, snapshot, upcast, query, follow, consume,"
+            " consumers, help, project, dlq)",
             "esctl",
         ),
         (

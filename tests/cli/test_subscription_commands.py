@@ -1,15 +1,18 @@
-"""`esctl follow`: events printed as they are committed, once each and in order,
-filtered, from the end or from a position; stopped by Ctrl-C (130) or SIGTERM
-(143) without a word. On every backend."""
+"""Commands that react to events, on every backend: `follow` (each event once, in
+order, filtered, from where told; Ctrl-C 130 and SIGTERM 143 without a word),
+`consume` (a command per event with its envelope and keys; retries, parking;
+kill -9 at chosen points; one runner per group), `dlq` and `consumers`."""
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -124,3 +127,190 @@ def test_follow_usage_errors_are_one_line(cli, args, message) -> None:
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr.startswith(f"esctl: error: {message}")
     assert len(result.stderr.splitlines()) == 1
+
+
+# --- consume, dlq, consumers ---------------------------------------------------------
+
+# Applies each event once by its idempotency key, and logs every run of it.
+IDEMPOTENT = (
+    'key="$ESCTL_IDEMPOTENCY_KEY"; grep -qxF "$key" applied 2>/dev/null || echo "$key" >> applied;'
+    ' echo "$ESCTL_POSITION $ESCTL_ATTEMPT" >> ran'
+)
+
+
+def run(url: str, *args: str, cwd=None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESCTL_")}
+    return subprocess.run(
+        [sys.executable, "-m", "esctl", "--db", url, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=HANG,
+    )
+
+
+def test_consume_runs_the_command_per_event_with_its_envelope_and_keys(url, tmp_path) -> None:
+    append(url, "order-1", "Placed", "Paid")
+    command = 'cat > "env-$ESCTL_POSITION.json"; env | grep ^ESCTL_ | sort > "env-$ESCTL_POSITION.txt"'
+    done = run(url, "consume", "mailer", "order-1", "--exec", command, "--once", cwd=tmp_path)
+    assert (done.returncode, done.stderr) == (0, "")
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(d["position"], d["outcome"], d["attempt"]) for d in lines] == [(2, "ok", 1), (3, "ok", 1)]
+    envelope = json.loads((tmp_path / "env-2.json").read_text())
+    assert (envelope["stream"], envelope["version"], envelope["type"]) == ("order-1", 1, "Placed")
+    env = dict(line.split("=", 1) for line in (tmp_path / "env-2.txt").read_text().splitlines())
+    assert env["ESCTL_EVENT_ID"] == envelope["id"] and env["ESCTL_POSITION"] == "2"
+    assert env["ESCTL_ATTEMPT"] == "1" and env["ESCTL_IDEMPOTENCY_KEY"] == f"mailer:{envelope['id']}"
+    again = run(url, "consume", "mailer", "order-1", "--exec", command, "--once", cwd=tmp_path)
+    assert (again.returncode, again.stdout) == (0, "")  # nothing new: nothing run
+
+
+def test_a_failing_command_is_retried_then_parked_and_dlq_re_drives_it(url, tmp_path) -> None:
+    append(url, "order-1", "Placed", "Paid", "Shipped")
+    (tmp_path / "broken").write_text("")
+    command = (
+        'if [ -e broken ] && [ "$ESCTL_TYPE" = Paid ]; then echo "smtp down" >&2; exit 7; fi; ' + IDEMPOTENT
+    )
+    args = ["consume", "mailer", "order-1", "--exec", command, "--once", "--retries", "2", "--backoff", "0:0"]
+    first = run(url, *args, cwd=tmp_path)
+    outcomes = [(d["position"], d["outcome"]) for d in map(json.loads, first.stdout.splitlines())]
+    assert outcomes == [(2, "ok"), (3, "failed"), (3, "failed"), (3, "parked"), (4, "held")]
+    assert first.returncode == 0
+    assert first.stderr.count("smtp down") == 3  # the command's stderr passes through
+    assert first.stderr.endswith("esctl: parked 1 event(s): esctl dlq list mailer\n")
+    listed = [json.loads(line) for line in run(url, "dlq", "list", "mailer").stdout.splitlines()]
+    assert [(p["position"], p["state"], p["attempts"], p["exit_code"]) for p in listed] == [
+        (3, "parked", 3, 7),
+        (4, "held", 0, None),
+    ]
+    shown = json.loads(run(url, "dlq", "show", "mailer", "3").stdout)
+    assert shown["error"] == "smtp down" and shown["event"]["type"] == "Paid"
+    status = {d["name"]: d for d in map(json.loads, run(url, "consumers").stdout.splitlines())}
+    assert (status["mailer"]["kind"], status["mailer"]["parked"], status["mailer"]["lag"]) == (
+        "consumer",
+        2,
+        0,
+    )
+    (tmp_path / "broken").unlink()
+    retried = run(url, "dlq", "retry", "mailer", "3")
+    assert json.loads(retried.stdout) == {"consumer": "mailer", "retried": [3, 4]}
+    second = run(url, *args, cwd=tmp_path)
+    assert [(d["position"], d["outcome"]) for d in map(json.loads, second.stdout.splitlines())] == [
+        (3, "ok"),
+        (4, "ok"),
+    ]
+    assert [line.split()[0] for line in (tmp_path / "ran").read_text().splitlines()] == ["2", "3", "4"]
+    assert run(url, "dlq", "list", "mailer").stdout == ""
+
+
+def test_dlq_errors_name_what_is_missing(url) -> None:
+    assert run(url, "consume", "g", "--all", "--exec", "true", "--once").returncode == 0
+    for args, message in [
+        (["dlq", "show", "nope", "1"], "esctl: error: no consumer group 'nope' (groups: g)\n"),
+        (["dlq", "skip", "g", "1"], "esctl: error: consumer 'g' has parked no event at position 1\n"),
+        (["dlq", "retry", "g"], "esctl: error: give a POSITION or --all (not both)\n"),
+    ]:
+        done = run(url, *args)
+        assert (done.stdout, done.stderr) == ("", message)
+        assert done.returncode == (2 if "give a" in message else 4)
+
+
+@pytest.mark.slow
+def test_a_consumer_killed_with_minus_9_loses_nothing_and_applies_nothing_twice(url, tmp_path) -> None:
+    """20 kills at chosen points (after the k-th run of the command since the
+    start): each event's command succeeds at least once, the checkpoint never
+    passes an event whose command did not succeed, and no key is applied twice."""
+    from esctl.store.consumers import ConsumerStore
+
+    for i in range(60):  # more than 20 kills can reach, at 2 runs each
+        append(url, f"order-{i % 4}", f"E{i}")
+    rng = random.Random(20)
+    ran = tmp_path / "ran"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESCTL_")}
+    with backends.open(url) as store:
+        ids = {e.position: e.id for e in store.read_all()}
+    for _trial in range(20):
+        seen = len(ran.read_text().splitlines()) if ran.exists() else 0
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "esctl",
+                "--db",
+                url,
+                "consume",
+                "g",
+                "--all",
+                "--exec",
+                IDEMPOTENT,
+                "--lease",
+                "0.5",
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        target = seen + rng.randint(1, 2)
+        deadline = time.monotonic() + HANG
+        while (not ran.exists() or len(ran.read_text().splitlines()) < target) and proc.poll() is None:
+            assert time.monotonic() < deadline, "the consumer made no progress"
+            time.sleep(0.005)  # polling the file: the barrier
+        proc.kill()
+        proc.wait()
+        applied = (
+            set((tmp_path / "applied").read_text().splitlines()) if (tmp_path / "applied").exists() else set()
+        )
+        with backends.open(url) as store:
+            db = store.read_models(create=True)
+            checkpoint = ConsumerStore(db).get("g").checkpoint
+            db.close()
+        assert all(f"g:{ids[p]}" in applied for p in range(1, checkpoint + 1)), checkpoint
+    done = run(url, "consume", "g", "--all", "--exec", IDEMPOTENT, "--once", "--lease", "0.5", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    keys = (tmp_path / "applied").read_text().splitlines()
+    assert sorted(keys) == sorted(f"g:{ids[p]}" for p in range(1, 62))  # each once
+    assert len(keys) == len(set(keys))
+
+
+def test_a_second_runner_waits_and_takes_over_from_a_killed_one(url, tmp_path) -> None:
+    append(url, "order-1", "A")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESCTL_")}
+    cmd = [
+        sys.executable,
+        "-m",
+        "esctl",
+        "--db",
+        url,
+        "consume",
+        "g",
+        "order-1",
+        "--exec",
+        IDEMPOTENT,
+        "--lease",
+        "0.5",
+    ]
+    first = subprocess.Popen(
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    second = None
+    try:
+        assert json.loads(first.stdout.readline())["outcome"] == "ok"  # it holds the group
+        second = subprocess.Popen(
+            cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        note = second.stderr.readline()
+        assert "is being run by" in note and note.endswith("waiting for it\n")
+        first.kill()
+        first.wait()
+        append(url, "order-1", "B")
+        taken = json.loads(second.stdout.readline())  # within the lease time, it goes on
+        assert (taken["position"], taken["outcome"]) == (3, "ok")
+    finally:
+        for proc in (first, second):
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+    keys = (tmp_path / "applied").read_text().splitlines()
+    assert len(keys) == 2 == len(set(keys))

@@ -81,6 +81,7 @@ class SQLiteReadModels:
         self.location = location
         self._claims: set[str] = set()  # rebuilds this connection claimed: only those it gives back
         self._leases: dict[str, str] = {}  # leases this holds: name -> the token of its row
+        self._renewer: sqlite3.Connection | None = None  # the heartbeat's own connection
 
     @classmethod
     def open(cls, path: str, *, create: bool) -> SQLiteReadModels:
@@ -127,6 +128,8 @@ class SQLiteReadModels:
         return cls(sqlite3.connect(":memory:", isolation_level=None), ":memory:")
 
     def close(self) -> None:
+        if self._renewer is not None:
+            self._renewer.close()
         self.conn.close()
 
     def __enter__(self) -> SQLiteReadModels:
@@ -302,13 +305,19 @@ class SQLiteReadModels:
         return None
 
     def renew_lease(self, name: str, seconds: float) -> bool:
+        """On a connection of its own: a heartbeat thread calls it while the
+        holder's connection may be in the middle of a transaction."""
         import time
 
         token = self._leases.get(name)
         if token is None:
             return False
-        with immediate(self.conn):
-            cursor = self.conn.execute(
+        if self._renewer is None:
+            self._renewer = sqlite3.connect(
+                self.location, timeout=60.0, isolation_level=None, check_same_thread=False
+            )
+        with immediate(self._renewer):
+            cursor = self._renewer.execute(
                 f"UPDATE {LEASES} SET expires_at = ? WHERE name = ? AND token = ?",
                 (time.time() + seconds, name, token),
             )
