@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 from typing import Annotated, Any, Optional
 
 import typer
@@ -151,7 +152,7 @@ def consume(
     ] = 5.0,
     output_format: OutputOption = None,
 ) -> None:
-    """Run a command once per event, durably, in order.
+    """Run a command, or a Subscriber, per event: durably, in order.
 
     The event's envelope is the command's stdin; ESCTL_EVENT_ID, ESCTL_POSITION,
     ESCTL_ATTEMPT and ESCTL_IDEMPOTENCY_KEY (the same on every attempt) are in its
@@ -159,25 +160,32 @@ def consume(
     failure is retried with backoff; after the retries the event is parked
     (esctl dlq); after --break-after failures in a row the breaker stops calls
     for --cool-down seconds. One runner per group at a time. Prints one line per
-    delivery; exit 1 when --once stops at an open breaker.
+    delivery; exit 1 when --once stops at an open breaker. Without --exec, the
+    model's Subscriber named GROUP handles the events, with its own settings.
 
     Examples:
       esctl consume mailer --all --type OrderShipped --exec 'mail-order.sh' --once
       esctl consume audit --all --exec 'cat >> audit.ndjson'
+      esctl --model model.py consume notifier --once
     """
     from esctl.subscriptions import EventFilter
     from esctl.subscriptions.command import ShellCommand
     from esctl.subscriptions.consumer import ConsumerRunner, Settings
 
-    if all_ == (stream is not None):
+    if command.strip() and all_ == (stream is not None):
         raise InvalidInput("give a STREAM or --all (not both)")
     if stream is not None and category:
         raise InvalidInput("--category applies to --all (a stream has one category)")
-    if not command.strip():
-        raise InvalidInput("give the command to run: --exec COMMAND")
     base, top = _backoff(backoff)
     settings = Settings(retries, base, top, break_after, cool_down, park, lease, wait_for_lease=not no_wait)
     wanted = EventFilter.of([stream] if stream else (), category or (), event_type or ())
+    handler: Any = ShellCommand(command, timeout=timeout or None) if command.strip() else None
+    if handler is None:  # the model's subscriber of that name, with the settings it gives
+        handler = _subscriber(ctx, group, given=stream is not None or all_ or bool(category or event_type))
+        wanted, settings = (
+            handler.wanted,
+            replace(handler.settings, lease_seconds=lease, wait_for_lease=not no_wait),
+        )
     out = session(ctx).output(output_format)
     if out.format is OutputFormat.json and not once:
         raise InvalidInput("consume follows until stopped, so it prints NDJSON, not -o json (or give --once)")
@@ -198,7 +206,7 @@ def consume(
             db,
             group,
             wanted,
-            ShellCommand(command, timeout=timeout or None),
+            handler,
             settings,
             on_report=report,
             on_wait=output.note,
@@ -227,6 +235,24 @@ def consume(
             f"consumer {group!r} stopped: its circuit breaker is open after failures in a row,"
             f" a trial call in {max(summary.stopped_by_breaker - time.time(), 0):.0f} s"
         )
+
+
+def _subscriber(ctx: typer.Context, group: str, *, given: bool) -> Any:
+    from esctl.subscriptions import subscribers_in
+
+    module = session(ctx).model()
+    found = {s.name: s for s in subscribers_in(module)} if module is not None else {}
+    if group not in found:
+        defined = ", ".join(found) or "none"
+        raise InvalidInput(
+            f"give the command to run (--exec COMMAND), or --model with a Subscriber named {group!r}"
+            f" (subscribers: {defined})"
+        )
+    if given:
+        raise InvalidInput(
+            f"subscriber {group!r} says which events it takes: give no STREAM, --all or filters"
+        )
+    return found[group]
 
 
 # --- the dead-letter queue ---------------------------------------------------------------

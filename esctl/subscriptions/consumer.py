@@ -67,6 +67,21 @@ class SystemClock:
         time.sleep(seconds)
 
 
+class ManualClock:
+    """Time that passes only when slept through (for tests): `sleeps` lists them."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.t = start
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.t += seconds
+
+
 @dataclass(frozen=True)
 class Settings:
     retries: int = 3  # attempts after the first
