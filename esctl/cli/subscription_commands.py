@@ -150,6 +150,9 @@ def consume(
         float,
         typer.Option("--lease", min=0.1, metavar="SECONDS", help="A dead runner's hold."),
     ] = 5.0,
+    published: Annotated[
+        bool, typer.Option("--published", help="Only published events, in their public form.")
+    ] = False,
     output_format: OutputOption = None,
 ) -> None:
     """Run a command, or a Subscriber, per event: durably, in order.
@@ -179,7 +182,15 @@ def consume(
     base, top = _backoff(backoff)
     settings = Settings(retries, base, top, break_after, cool_down, park, lease, wait_for_lease=not no_wait)
     wanted = EventFilter.of([stream] if stream else (), category or (), event_type or ())
-    handler: Any = ShellCommand(command, timeout=timeout or None) if command.strip() else None
+    handler: Any = None
+    if command.strip():
+        encode, types = _published(ctx) if published else (None, None)
+        if types is not None:
+            chosen = [t for t in types if not event_type or t in event_type]
+            wanted = EventFilter.of(wanted.streams, wanted.categories, chosen or ["(none published)"])
+        handler = ShellCommand(command, timeout=timeout or None, **({"encode": encode} if encode else {}))
+    elif published:
+        raise InvalidInput("--published hands the public form to a command: give --exec COMMAND")
     if handler is None:  # the model's subscriber of that name, with the settings it gives
         handler = _subscriber(ctx, group, given=stream is not None or all_ or bool(category or event_type))
         wanted, settings = (
@@ -235,6 +246,26 @@ def consume(
             f"consumer {group!r} stopped: its circuit breaker is open after failures in a row,"
             f" a trial call in {max(summary.stopped_by_breaker - time.time(), 0):.0f} s"
         )
+
+
+def _published(ctx: typer.Context) -> tuple[Any, list[str]]:
+    """The model's contracts as a stdin encoder for commands, and their domain types."""
+    from esctl import codec
+    from esctl.aggregates.upcasting import Upcasters
+    from esctl.store.writing import decode
+    from esctl.subscriptions.published import published_in
+
+    module = session(ctx).model(required=True)
+    contracts = published_in(module)
+    if not contracts:
+        raise InvalidInput("the model publishes no events (esctl.subscriptions.Published)")
+    upcasters = Upcasters.from_module(module)
+
+    def encode(row: Any) -> bytes:
+        event = upcasters.event(decode(row)) if upcasters else decode(row)
+        return codec.dumps(contracts[event.type].publish(event)) + b"\n"
+
+    return encode, sorted(contracts)
 
 
 def _subscriber(ctx: typer.Context, group: str, *, given: bool) -> Any:
@@ -445,3 +476,54 @@ def consumers(ctx: typer.Context, output_format: OutputOption = None) -> None:
             if db is not None:
                 db.close()
     session(ctx).output(output_format, listing=True).records(docs, "consumer_statuses")
+
+
+# --- contracts -----------------------------------------------------------------------
+
+
+@app.command()
+def contracts(
+    ctx: typer.Context,
+    check: Annotated[
+        bool, typer.Option("--check", help="Run every stored event through its contract.")
+    ] = False,
+    output_format: OutputOption = None,
+) -> None:
+    """Published integration events, and whether the log keeps them.
+
+    Lists each published contract (public name, version, domain type, fields).
+    With --check, every stored event of a published type goes through its shape
+    (after the model's upcasters): one that no longer gives the declared fields
+    is a contract broken without a new version. Exit 5 when one is.
+
+    Examples:
+      esctl --model model.py contracts
+      esctl --model model.py contracts --check && echo "the contracts hold"
+    """
+    from esctl.errors import VerificationFailed
+    from esctl.subscriptions.published import check_contract, published_in
+
+    published = published_in(session(ctx).model(required=True))
+    if not check:
+        docs = [c.describe() for c in published.values()]
+        session(ctx).output(output_format, listing=True).records(docs, "table", title="published")
+        return
+    from esctl.aggregates.upcasting import Upcasters
+
+    upcasters = Upcasters.from_module(session(ctx).model())
+    checked = 0
+
+    def counted(events: Any) -> Any:
+        nonlocal checked
+        for event in events:
+            checked += 1
+            yield upcasters.event(event) if upcasters else event
+
+    with session(ctx).store() as store:
+        problems = (
+            check_contract(published, counted(store.read_all(types=sorted(published)))) if published else []
+        )
+    doc = {"checked": checked, "broken": len(problems), "problems": problems[:100]}
+    session(ctx).output(output_format).document(doc, "mapping", title="contracts")
+    if problems:
+        raise VerificationFailed(f"{len(problems)} published event(s) break their contract: {problems[0]}")

@@ -10,5 +10,15 @@ from esctl.subscriptions.consumer import ManualClock
 from esctl.subscriptions.definition import Attempt, Subscriber, subscribers_in
 from esctl.subscriptions.filter import EventFilter
 from esctl.subscriptions.follow import follow
+from esctl.subscriptions.published import Published, check_contract
 
-__all__ = ["Attempt", "EventFilter", "ManualClock", "Subscriber", "follow", "subscribers_in"]
+__all__ = [
+    "Attempt",
+    "EventFilter",
+    "ManualClock",
+    "Published",
+    "Subscriber",
+    "check_contract",
+    "follow",
+    "subscribers_in",
+]

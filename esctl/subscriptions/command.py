@@ -9,8 +9,10 @@ import signal
 import subprocess
 import sys
 from collections import deque
+from collections.abc import Callable
 
 from esctl.ndjson import envelope_line
+from esctl.store.rows import StoredRow
 from esctl.subscriptions.consumer import Delivery, Outcome
 
 ERROR_LINES = 20  # of the command's stderr kept with a failure
@@ -24,9 +26,16 @@ class ShellCommand:
     esctl's stderr (esctl's stdout is the consumer's report); its stderr passes
     through as well, and the last lines are kept with a failure."""
 
-    def __init__(self, command: str, *, timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        command: str,
+        *,
+        timeout: float | None = None,
+        encode: Callable[[StoredRow], bytes] = envelope_line,
+    ) -> None:
         self.command = command
         self.timeout = timeout
+        self.encode = encode  # the stdin it gets: the envelope, or a published form
 
     def __call__(self, delivery: Delivery) -> Outcome:
         row = delivery.row
@@ -41,22 +50,29 @@ class ShellCommand:
             "ESCTL_ATTEMPT": str(delivery.attempt),
             "ESCTL_IDEMPOTENCY_KEY": delivery.idempotency_key,
         }
+        stdin = self.encode(row)  # before the command starts: a contract it breaks fails the attempt
+        try:
+            stdout: int = sys.stderr.fileno()
+        except (AttributeError, OSError, ValueError):  # a stderr that is no file (a test's capture)
+            stdout = subprocess.PIPE
         proc = subprocess.Popen(
             ["/bin/sh", "-c", self.command],
             stdin=subprocess.PIPE,
-            stdout=sys.stderr.fileno(),
+            stdout=stdout,
             stderr=subprocess.PIPE,
             env=env,
             start_new_session=True,
         )
         try:
-            _, err = proc.communicate(envelope_line(row), timeout=self.timeout)
+            out, err = proc.communicate(stdin, timeout=self.timeout)
         except subprocess.TimeoutExpired:
             _end(proc)
             return Outcome(False, None, f"timed out after {self.timeout:g} s (--timeout)")
         except BaseException:  # Ctrl-C, SIGTERM: the command goes with esctl
             _end(proc)
             raise
+        if out:
+            sys.stderr.write(out.decode("utf-8", "replace"))
         text = err.decode("utf-8", "replace")
         if text:
             sys.stderr.write(text)

@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from esctl.aggregates import Aggregate, CommandRejected, command, evolve, upcaster
+from esctl.subscriptions import Published
 
 
 @dataclass(frozen=True)
@@ -117,3 +118,17 @@ def order_created_items_to_lines(data: dict[str, Any]) -> dict[str, Any]:
             for item in data["items"]
         ],
     }
+
+
+# The integration event other services read: a published contract, versioned apart
+# from the domain event (`esctl contracts --check` holds the log to it).
+order_shipped_v1 = Published(
+    "OrderShipped",
+    name="orders.shipped",
+    version=1,
+    fields={"order_id": str, "tracking": str},
+    shape=lambda event: {
+        "order_id": event.stream.partition("-")[2],
+        "tracking": event.data["tracking_number"],
+    },
+)

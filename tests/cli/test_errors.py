@@ -74,7 +74,7 @@ def fresh_models(monkeypatch: pytest.MonkeyPatch) -> None:
             ["frobnicate"],
             "no such command 'frobnicate' (commands: init, append, import, read, export, streams,"
             " info, copy, migrate, replay, diff, versions, exec, snapshot, upcast, query, follow, consume,"
-            " consumers, help, project, dlq)",
+            " consumers, contracts, help, project, dlq)",
             "esctl",
         ),
         (
