@@ -124,3 +124,20 @@ def sigint_handler_restored() -> Iterator[None]:
     before = signal.getsignal(signal.SIGINT)
     yield
     assert signal.getsignal(signal.SIGINT) is before, "the test changed the SIGINT handler"
+
+
+@pytest.fixture
+def open_models(store):
+    """open_models(): another connection to the store's read models (where they
+    live by default), closed after the test."""
+    from tests.helpers import read_models_of
+
+    opened = []
+
+    def another():
+        opened.append(read_models_of(store))
+        return opened[-1]
+
+    yield another
+    for db in opened:
+        db.close()

@@ -7,6 +7,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,3 +68,16 @@ def exported(path: Path) -> bytes:
 
     with EventStore.open(path) as store:
         return b"".join(envelope_line(row) for row in store.read_all(raw=True))
+
+
+def read_models_of(store: Any) -> Any:
+    """The store's read models where they live by default (created if need be):
+    its SQLite file, or its PostgreSQL database (tests.postgres.read_models_probe)."""
+    from esctl.store import EventStore
+    from esctl.store.sqlite.readmodels import SQLiteReadModels
+
+    if isinstance(store, EventStore):
+        return SQLiteReadModels.open(store.path, create=True)
+    from tests import postgres
+
+    return postgres.read_models_probe(store)

@@ -17,6 +17,27 @@ from esctl.cli.session import session
 from esctl.cli.signals import sigterm_as_interrupt
 from esctl.errors import InvalidInput, NotFound
 
+# The filters `follow` and `consume` share.
+CategoryOption = Annotated[
+    Optional[list[str]],
+    typer.Option("--category", metavar="CATEGORY", help="Only this category (repeatable)."),
+]
+TypeOption = Annotated[
+    Optional[list[str]], typer.Option("--type", metavar="TYPE", help="Only this type (repeatable).")
+]
+
+
+def _filter(stream: str | None, all_: bool, category: list[str] | None, event_type: list[str] | None) -> Any:
+    """The events a STREAM or --all and the filters name; InvalidInput for a mix
+    that means nothing."""
+    from esctl.subscriptions import EventFilter
+
+    if all_ == (stream is not None):
+        raise InvalidInput("give a STREAM or --all (not both)")
+    if stream is not None and category:
+        raise InvalidInput("--category applies to --all (a stream has one category)")
+    return EventFilter.of([stream] if stream else (), category or (), event_type or ())
+
 
 @app.command()
 def follow(
@@ -26,13 +47,8 @@ def follow(
         typer.Argument(help="The stream to follow (or --all).", autocompletion=completion.streams),
     ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Follow every stream.")] = False,
-    category: Annotated[
-        Optional[list[str]],
-        typer.Option("--category", metavar="CATEGORY", help="Only this category (repeatable)."),
-    ] = None,
-    event_type: Annotated[
-        Optional[list[str]], typer.Option("--type", metavar="TYPE", help="Only this type (repeatable).")
-    ] = None,
+    category: CategoryOption = None,
+    event_type: TypeOption = None,
     from_position: Annotated[
         Optional[int],
         typer.Option("--from-position", min=1, metavar="POSITION", help="The first position to print."),
@@ -53,19 +69,14 @@ def follow(
       esctl follow order-1 --from-start
       esctl follow --all --category order --type OrderShipped | jq -r .stream
     """
-    from esctl.subscriptions import EventFilter
     from esctl.subscriptions import follow as follow_events
 
-    if all_ == (stream is not None):
-        raise InvalidInput("give a STREAM or --all (not both)")
-    if stream is not None and category:
-        raise InvalidInput("--category applies to --all (a stream has one category)")
+    wanted = _filter(stream, all_, category, event_type)
     if from_start and from_position is not None:
         raise InvalidInput("give --from-position or --from-start, not both")
     out = session(ctx).output(output_format)
     if out.format is OutputFormat.json:
         raise InvalidInput("follow never ends, so it prints NDJSON (one event per line), not -o json")
-    wanted = EventFilter.of([stream] if stream else (), category or (), event_type or ())
     after = 0 if from_start else from_position - 1 if from_position is not None else None
     with session(ctx).store() as store, sigterm_as_interrupt() as stopped:
         try:
@@ -113,13 +124,8 @@ def consume(
         typer.Argument(help="The stream to consume (or --all).", autocompletion=completion.streams),
     ] = None,
     all_: Annotated[bool, typer.Option("--all", help="Consume every stream.")] = False,
-    category: Annotated[
-        Optional[list[str]],
-        typer.Option("--category", metavar="CATEGORY", help="Only this category (repeatable)."),
-    ] = None,
-    event_type: Annotated[
-        Optional[list[str]], typer.Option("--type", metavar="TYPE", help="Only this type (repeatable).")
-    ] = None,
+    category: CategoryOption = None,
+    event_type: TypeOption = None,
     command: Annotated[
         str, typer.Option("--exec", metavar="COMMAND", help="Run by sh once per event, the event on stdin.")
     ] = "",
@@ -175,13 +181,9 @@ def consume(
     from esctl.subscriptions.command import ShellCommand
     from esctl.subscriptions.consumer import ConsumerRunner, Settings
 
-    if command.strip() and all_ == (stream is not None):
-        raise InvalidInput("give a STREAM or --all (not both)")
-    if stream is not None and category:
-        raise InvalidInput("--category applies to --all (a stream has one category)")
     base, top = _backoff(backoff)
     settings = Settings(retries, base, top, break_after, cool_down, park, lease, wait_for_lease=not no_wait)
-    wanted = EventFilter.of([stream] if stream else (), category or (), event_type or ())
+    wanted = _filter(stream, all_, category, event_type) if command.strip() else EventFilter()
     handler: Any = None
     if command.strip():
         encode, types = _published(ctx) if published else (None, None)

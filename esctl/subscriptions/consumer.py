@@ -146,6 +146,22 @@ class Report:
     retry_in: float | None = None
     error: str = ""
 
+    @classmethod
+    def of(cls, row: StoredRow, attempt: int, outcome: Outcome) -> Report:
+        """The last attempt on an event: delivered, or parked with its error."""
+        if outcome.ok:
+            return cls(row.position, row.stream, row.version, row.type, attempt, "ok", outcome.exit_code)
+        return cls(
+            row.position,
+            row.stream,
+            row.version,
+            row.type,
+            attempt,
+            "parked",
+            outcome.exit_code,
+            error=outcome.error,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         doc = {k: v for k, v in self.__dict__.items() if v is not None and v != ""}
         if self.retry_in is not None:
@@ -365,19 +381,7 @@ class ConsumerRunner:
                     held.add(row.stream)
                 self.state.save(consumer)
             self._unsaved = False
-        self._report(
-            summary,
-            Report(
-                row.position,
-                row.stream,
-                row.version,
-                row.type,
-                attempt,
-                "ok" if outcome.ok else "parked",
-                outcome.exit_code,
-                error=outcome.error if not outcome.ok else "",
-            ),
-        )
+        self._report(summary, Report.of(row, attempt, outcome))
 
     def _redeliver(
         self,
@@ -432,19 +436,7 @@ class ConsumerRunner:
             if outcome.ok:
                 self._done_with(consumer, True)
             self.state.save(consumer)
-        self._report(
-            summary,
-            Report(
-                row.position,
-                row.stream,
-                row.version,
-                row.type,
-                attempt,
-                "ok" if outcome.ok else "parked",
-                outcome.exit_code,
-                error=outcome.error if not outcome.ok else "",
-            ),
-        )
+        self._report(summary, Report.of(row, attempt, outcome))
 
     def _row(self, position: int) -> StoredRow:
         (row,) = self.store.read_all(from_position=position, to_position=position, raw=True)

@@ -16,6 +16,7 @@ import esctl.model
 from esctl.events import NewEvent
 from esctl.store import EventStore
 from esctl.store.sqlite.readmodels import SQLiteReadModels
+from tests.helpers import read_models_of  # noqa: F401 - for the test modules that import it from here
 
 ROOT = Path(__file__).resolve().parents[2]
 BANK = ROOT / "sample_streams" / "bank"
@@ -83,16 +84,6 @@ def append() -> Callable[..., None]:
         store.append(stream, [NewEvent(stream, event_type, data or {})])
 
     return add
-
-
-def read_models_of(store: Any) -> Any:
-    """The store's read models where they live by default (created if need be):
-    its SQLite file, or its PostgreSQL database (tests.postgres.read_models_probe)."""
-    if isinstance(store, EventStore):
-        return SQLiteReadModels.open(store.path, create=True)
-    from tests import postgres
-
-    return postgres.read_models_probe(store)
 
 
 @pytest.fixture

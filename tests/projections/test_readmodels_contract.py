@@ -16,7 +16,8 @@ from esctl.projections.reset import reset
 from esctl.projections.runner import catch_up
 from esctl.projections.status import status
 from esctl.projections.verify import verify
-from tests.projections.conftest import COUNTER_MODEL, read_models_of
+from tests.helpers import read_models_of
+from tests.projections.conftest import COUNTER_MODEL
 
 
 @pytest.fixture
@@ -32,20 +33,6 @@ def read_conn(store):
     db = read_models_of(store)
     yield db
     db.close()
-
-
-@pytest.fixture
-def open_models(store):
-    """Another connection to the same read models (closed afterwards)."""
-    opened = []
-
-    def another():
-        opened.append(read_models_of(store))
-        return opened[-1]
-
-    yield another
-    for db in opened:
-        db.close()
 
 
 def counter(load, source: str = COUNTER_MODEL):

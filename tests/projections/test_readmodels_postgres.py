@@ -21,19 +21,6 @@ def store(postgres_url):
         yield opened
 
 
-@pytest.fixture
-def models(store):
-    opened = []
-
-    def another():
-        opened.append(postgres.read_models_probe(store))
-        return opened[-1]
-
-    yield another
-    for db in opened:
-        db.close()
-
-
 def counter(load):
     return projections_in(load(COUNTER_MODEL))[0]
 
@@ -49,7 +36,7 @@ def counter(load):
     ],
 )
 def test_a_handler_finds_only_its_own_tables_and_cannot_end_the_batch(
-    store, models, load, append, statement
+    store, open_models, load, append, statement
 ) -> None:
     p = projections_in(
         load(
@@ -65,7 +52,7 @@ def test_a_handler_finds_only_its_own_tables_and_cannot_end_the_batch(
         )
     )[0]
     append(store, "s-1", "A")
-    db = models()
+    db = open_models()
     with pytest.raises(ProjectionFailed, match=r"may only touch its own tables|does not exist"):
         catch_up(store, db, p)
     assert db.execute("SELECT count(*) FROM mine").fetchone()[0] == 0
@@ -73,22 +60,22 @@ def test_a_handler_finds_only_its_own_tables_and_cannot_end_the_batch(
     assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 1
 
 
-def test_a_schema_esctl_did_not_make_is_not_taken_over(store, models, load, append) -> None:
-    db = models()
+def test_a_schema_esctl_did_not_make_is_not_taken_over(store, open_models, load, append) -> None:
+    db = open_models()
     db.conn.execute(f'CREATE SCHEMA "{db.namespace}_counts"')
     with pytest.raises(InvalidInput, match=r"exists and is not one of esctl.s read models"):
         catch_up(store, db, counter(load))
 
 
-def test_a_projection_name_too_long_for_a_schema_is_refused(store, models, load) -> None:
+def test_a_projection_name_too_long_for_a_schema_is_refused(store, open_models, load) -> None:
     long = COUNTER_MODEL.replace('Projection(\n    "counts"', 'Projection(\n    "' + "c" * 60 + '"')
     with pytest.raises(InvalidInput, match="longer than PostgreSQL's 63 bytes"):
-        catch_up(store, models(), projections_in(load(long))[0])
+        catch_up(store, open_models(), projections_in(load(long))[0])
 
 
-def test_a_rebuild_claim_ends_with_the_session_that_held_it(store, models, load, append) -> None:
+def test_a_rebuild_claim_ends_with_the_session_that_held_it(store, open_models, load, append) -> None:
     append(store, "s-1", "Added", {"x": 1})
-    holder, other = models(), models()
+    holder, other = open_models(), open_models()
     catch_up(store, holder, counter(load))
     holder.claim_rebuild("counts")
     assert "server process" in (other.rebuilder("counts") or "")
@@ -99,9 +86,11 @@ def test_a_rebuild_claim_ends_with_the_session_that_held_it(store, models, load,
     assert rebuild(store, other, counter(load)).checkpoint == 1
 
 
-def test_a_view_a_user_built_on_a_read_model_stops_the_swap_not_the_view(store, models, load, append) -> None:
+def test_a_view_a_user_built_on_a_read_model_stops_the_swap_not_the_view(
+    store, open_models, load, append
+) -> None:
     append(store, "s-1", "Added", {"x": 1})
-    db = models()
+    db = open_models()
     catch_up(store, db, counter(load))
     schema = f"{db.namespace}_counts"
     db.conn.execute(f'CREATE VIEW "{schema}".totals AS SELECT total FROM "{schema}".counts')
@@ -113,7 +102,7 @@ def test_a_view_a_user_built_on_a_read_model_stops_the_swap_not_the_view(store, 
     assert rebuild(store, db, counter(load)).checkpoint == 1
 
 
-def test_a_rebuild_that_cannot_start_gives_its_claim_back(store, models, load, append) -> None:
+def test_a_rebuild_that_cannot_start_gives_its_claim_back(store, open_models, load, append) -> None:
     bad = projections_in(
         load(
             """
@@ -122,7 +111,7 @@ def test_a_rebuild_that_cannot_start_gives_its_claim_back(store, models, load, a
             """
         )
     )[0]
-    db, other = models(), models()
+    db, other = open_models(), open_models()
     with pytest.raises(
         InvalidInput, match=r"cannot create read model .*invalid input syntax for type bigint"
     ):
@@ -130,13 +119,13 @@ def test_a_rebuild_that_cannot_start_gives_its_claim_back(store, models, load, a
     assert other.rebuilder("p") is None  # the session lock went with the failed start
 
 
-def test_verify_takes_every_name_run_takes(store, models, load, append) -> None:
+def test_verify_takes_every_name_run_takes(store, open_models, load, append) -> None:
     from esctl.projections.verify import verify
 
-    name = "c" * (63 - len("__rebuild") - len(models().namespace) - 1)  # the longest run accepts
+    name = "c" * (63 - len("__rebuild") - len(open_models().namespace) - 1)  # the longest run accepts
     long = COUNTER_MODEL.replace('Projection(\n    "counts"', f'Projection(\n    "{name}"')
     p = projections_in(load(long))[0]
     append(store, "s-1", "Added", {"x": 1})
-    db = models()
+    db = open_models()
     catch_up(store, db, p)
     assert verify(store, db, p).ok

@@ -13,25 +13,9 @@ from esctl import NewEvent
 from esctl import store as backends
 from esctl.errors import ConcurrencyError, InvalidInput
 from esctl.store.consumers import ConsumerStore
-from esctl.subscriptions import EventFilter
+from esctl.subscriptions import EventFilter, ManualClock
 from esctl.subscriptions.consumer import ConsumerRunner, Outcome, Settings
 from esctl.subscriptions.dlq import retry, skip
-from tests.projections.conftest import read_models_of
-
-
-class FakeClock:
-    """Time that passes only when slept through; the sleeps are kept."""
-
-    def __init__(self, start: float = 1_000_000.0) -> None:
-        self.t = start
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.t += seconds
 
 
 class Recorder:
@@ -58,19 +42,6 @@ def store(store_url):
         yield opened
 
 
-@pytest.fixture
-def models(store):
-    opened = []
-
-    def another():
-        opened.append(read_models_of(store))
-        return opened[-1]
-
-    yield another
-    for db in opened:
-        db.close()
-
-
 def add(store, stream: str, *types: str) -> None:
     store.append(stream, [NewEvent(stream, t, {}) for t in types])
 
@@ -83,17 +54,17 @@ def runner(store, db, handler, clock=None, *, group="g", wanted=EventFilter(), *
         wanted,
         handler,
         Settings(**settings),
-        clock=clock or FakeClock(),
+        clock=clock or ManualClock(1_000_000.0),
         rng=random.Random(7),
     )
 
 
-def test_each_wanted_event_is_delivered_once_in_order_and_keyed(store, models) -> None:
+def test_each_wanted_event_is_delivered_once_in_order_and_keyed(store, open_models) -> None:
     add(store, "order-1", "Placed", "Paid")
     add(store, "user-1", "Joined")
     add(store, "order-2", "Placed")
     handler = Recorder()
-    db = models()
+    db = open_models()
     summary = runner(store, db, handler, wanted=EventFilter.of(categories=["order"])).run(once=True)
     assert handler.delivered() == [("order-1", 1), ("order-1", 2), ("order-2", 1)]
     assert summary.delivered == 3
@@ -105,9 +76,9 @@ def test_each_wanted_event_is_delivered_once_in_order_and_keyed(store, models) -
     assert [key for *_, key in handler.calls] == [f"g:{i}" for i in ids]
 
 
-def test_a_group_keeps_its_filter_and_park_mode(store, models) -> None:
+def test_a_group_keeps_its_filter_and_park_mode(store, open_models) -> None:
     add(store, "order-1", "Placed")
-    db = models()
+    db = open_models()
     runner(store, db, Recorder(), wanted=EventFilter.of(categories=["order"])).run(once=True)
     with pytest.raises(InvalidInput, match="follows category order: give the same filters"):
         runner(store, db, Recorder()).run(once=True)
@@ -117,26 +88,26 @@ def test_a_group_keeps_its_filter_and_park_mode(store, models) -> None:
         )
 
 
-def test_retries_follow_the_stored_backoff_schedule_across_restarts(store, models) -> None:
+def test_retries_follow_the_stored_backoff_schedule_across_restarts(store, open_models) -> None:
     add(store, "s-1", "A")
-    clock = FakeClock()
+    clock = ManualClock(1_000_000.0)
     times: list[float] = []
     handler = Recorder(fail=lambda d: times.append(clock.now()) or d.attempt < 3)
     settings = {"retries": 5, "backoff_base": 1.0, "backoff_max": 3.0, "break_after": 99}
     stops = iter([False, False, True])  # stopped while it waits for the first retry
-    db = models()
+    db = open_models()
     runner(store, db, handler, clock, **settings).run(should_stop=lambda: next(stops, True))
     first_delay = Settings(**settings).delay(1, random.Random(7))
     state = ConsumerStore(db).get("g")
     assert (state.attempt, state.attempt_at, state.checkpoint) == (1, 1, 0)
     assert state.retry_at == pytest.approx(times[0] + first_delay)
     # A restarted runner waits out the stored delay, then makes attempt 2, not 1.
-    runner(store, models(), handler, clock, **settings).run(once=True)
+    runner(store, open_models(), handler, clock, **settings).run(once=True)
     assert [a for _, _, a, _ in handler.calls] == [1, 2, 3]
     second_delay = Settings(**settings).delay(2, random.Random(7))  # the new runner's first draw
     assert times[1] == pytest.approx(times[0] + first_delay)
     assert times[2] == pytest.approx(times[1] + second_delay)
-    assert ConsumerStore(models()).get("g").checkpoint == 1
+    assert ConsumerStore(open_models()).get("g").checkpoint == 1
     # Full jitter: a delay lies anywhere in [0, min(max, base * 2**(n-1))].
     for n in range(1, 8):
         delays = [Settings(**settings).delay(n, random.Random(seed)) for seed in range(200)]
@@ -144,15 +115,15 @@ def test_retries_follow_the_stored_backoff_schedule_across_restarts(store, model
         assert max(delays) > 0.9 * min(3.0, 2 ** (n - 1))
 
 
-def test_the_breaker_opens_half_opens_for_one_trial_and_closes(store, models) -> None:
+def test_the_breaker_opens_half_opens_for_one_trial_and_closes(store, open_models) -> None:
     add(store, "s-1", "A", "B")
-    clock = FakeClock()
+    clock = ManualClock(1_000_000.0)
     outcomes = iter([False, False, False, True, True])  # fail, fail (opens), trial fails, trial ok
     handler = Recorder(fail=lambda d: not next(outcomes))
     reports = []
     run = runner(
         store,
-        models(),
+        open_models(),
         handler,
         clock,
         retries=10,
@@ -167,15 +138,15 @@ def test_the_breaker_opens_half_opens_for_one_trial_and_closes(store, models) ->
     start = 1_000_000.0
     # The trial waited for the cool-down after the breaker opened, twice.
     assert clock.t - start == pytest.approx(60.0)
-    state = ConsumerStore(models()).get("g")
+    state = ConsumerStore(open_models()).get("g")
     assert (state.breaker, state.failures, state.checkpoint) == ("closed", 0, 2)
 
 
-def test_a_drain_stops_at_an_open_breaker(store, models) -> None:
+def test_a_drain_stops_at_an_open_breaker(store, open_models) -> None:
     add(store, "s-1", "A")
     run = runner(
         store,
-        models(),
+        open_models(),
         Recorder(fail=lambda d: True),
         retries=5,
         backoff_base=0.0,
@@ -185,17 +156,17 @@ def test_a_drain_stops_at_an_open_breaker(store, models) -> None:
     )
     summary = run.run(once=True)
     assert summary.stopped_by_breaker == pytest.approx(1_000_000.0 + 30.0)
-    assert ConsumerStore(models()).get("g").breaker == "open"
+    assert ConsumerStore(open_models()).get("g").breaker == "open"
 
 
 def test_stream_mode_holds_a_parked_streams_later_events_and_retry_releases_them_in_order(
-    store, models
+    store, open_models
 ) -> None:
     add(store, "s-1", "A", "B", "C")
     add(store, "s-2", "A", "B")
     broken = {("s-1", 2)}
     handler = Recorder(fail=lambda d: (d.row.stream, d.row.version) in broken)
-    db = models()
+    db = open_models()
     summary = runner(store, db, handler, retries=1, backoff_base=0.0, backoff_max=0.0).run(once=True)
     delivered = [c[:2] for c in handler.calls if (c[0], c[1]) not in broken]
     assert delivered == [("s-1", 1), ("s-2", 1), ("s-2", 2)]  # never s-1 v3 before v2
@@ -216,10 +187,10 @@ def test_stream_mode_holds_a_parked_streams_later_events_and_retry_releases_them
     assert [h["what"] for h in state.one("g", 2).history] == ["parked", "retry requested", "delivered"]
 
 
-def test_a_re_driven_event_that_fails_again_keeps_its_stream_held(store, models) -> None:
+def test_a_re_driven_event_that_fails_again_keeps_its_stream_held(store, open_models) -> None:
     add(store, "s-1", "A", "B", "C")
     handler = Recorder(fail=lambda d: d.row.version == 1)
-    db = models()
+    db = open_models()
     runner(store, db, handler, retries=0).run(once=True)
     state = ConsumerStore(db)
     retry(db, state, state.get("g"), None)
@@ -229,10 +200,10 @@ def test_a_re_driven_event_that_fails_again_keeps_its_stream_held(store, models)
     assert [p.state for p in state.parked("g")] == ["parked", "held", "held"]
 
 
-def test_skip_gives_up_one_event_and_releases_those_held_behind_it(store, models) -> None:
+def test_skip_gives_up_one_event_and_releases_those_held_behind_it(store, open_models) -> None:
     add(store, "s-1", "A", "B")
     handler = Recorder(fail=lambda d: d.row.version == 1)
-    db = models()
+    db = open_models()
     runner(store, db, handler, retries=0).run(once=True)
     state = ConsumerStore(db)
     assert skip(db, state, state.get("g"), 1) == [2]
@@ -242,18 +213,18 @@ def test_skip_gives_up_one_event_and_releases_those_held_behind_it(store, models
     assert [p.state for p in state.parked("g", states=())] == ["skipped", "done"]
 
 
-def test_event_mode_parks_and_moves_on_in_the_same_stream(store, models) -> None:
+def test_event_mode_parks_and_moves_on_in_the_same_stream(store, open_models) -> None:
     add(store, "s-1", "A", "B", "C")
     handler = Recorder(fail=lambda d: d.row.version == 2)
-    db = models()
+    db = open_models()
     runner(store, db, handler, retries=0, park_mode="event").run(once=True)
     assert [c[:2] for c in handler.calls] == [("s-1", 1), ("s-1", 2), ("s-1", 3)]
     assert [(p.position, p.state) for p in ConsumerStore(db).parked("g")] == [(2, "parked")]
 
 
-def test_one_runner_per_group(store, models) -> None:
+def test_one_runner_per_group(store, open_models) -> None:
     add(store, "s-1", "A")
-    first, second = models(), models()
+    first, second = open_models(), open_models()
     assert first.acquire_lease("consumer:g", 5.0) is None
     with pytest.raises(ConcurrencyError, match="consumer 'g' is being run by"):
         runner(store, second, Recorder(), wait_for_lease=False).run(once=True)
@@ -264,7 +235,7 @@ def test_one_runner_per_group(store, models) -> None:
     assert second.lease_holder("consumer:g") is None  # given back at the end
 
 
-def test_parking_does_not_reset_the_breaker(store, models) -> None:
+def test_parking_does_not_reset_the_breaker(store, open_models) -> None:
     """Failures in a row count across events: a downstream that is down opens the
     breaker even though each event is parked after its retries."""
     add(store, "s-1", "A")
@@ -272,7 +243,7 @@ def test_parking_does_not_reset_the_breaker(store, models) -> None:
     handler = Recorder(fail=lambda d: True)
     summary = runner(
         store,
-        models(),
+        open_models(),
         handler,
         retries=1,
         backoff_base=0.0,
@@ -283,15 +254,15 @@ def test_parking_does_not_reset_the_breaker(store, models) -> None:
     ).run(once=True)
     assert len(handler.calls) == 3  # s-1 twice (then parked), s-2 once: the third failure opens it
     assert summary.parked == 1 and summary.stopped_by_breaker is not None
-    state = ConsumerStore(models()).get("g")
+    state = ConsumerStore(open_models()).get("g")
     assert (state.breaker, state.failures, state.checkpoint) == ("open", 3, 1)
 
 
-def test_a_runner_that_waited_for_the_lease_starts_from_the_state_it_finds(store, models) -> None:
+def test_a_runner_that_waited_for_the_lease_starts_from_the_state_it_finds(store, open_models) -> None:
     import threading
 
     add(store, "s-1", "A", "B", "C")
-    holder, waiter = models(), models()
+    holder, waiter = open_models(), open_models()
     assert holder.acquire_lease("consumer:g", 5.0) is None
     waiting = threading.Event()
     late = Recorder()
@@ -317,14 +288,14 @@ def test_a_runner_that_waited_for_the_lease_starts_from_the_state_it_finds(store
     thread.join(60)
     assert errors == []
     assert late.calls == []  # nothing left: it read the group after taking the lease
-    state = ConsumerStore(models())
+    state = ConsumerStore(open_models())
     assert state.get("g").checkpoint == 3
     assert [(p.position, p.state) for p in state.parked("g")] == [(2, "parked"), (3, "held")]
 
 
-def test_a_dlq_step_taken_during_a_re_drive_is_kept(store, models) -> None:
+def test_a_dlq_step_taken_during_a_re_drive_is_kept(store, open_models) -> None:
     add(store, "s-1", "A")
-    db, operator = models(), models()
+    db, operator = open_models(), open_models()
     runner(store, db, Recorder(fail=lambda d: True), retries=0).run(once=True)
     state = ConsumerStore(db)
     retry(db, state, state.get("g"), 1)
@@ -339,9 +310,9 @@ def test_a_dlq_step_taken_during_a_re_drive_is_kept(store, models) -> None:
     assert [h["what"] for h in parked.history][-2:] == ["skipped", "delivered while skipped"]
 
 
-def test_a_stream_freed_during_a_batch_is_not_held_again(store, models) -> None:
+def test_a_stream_freed_during_a_batch_is_not_held_again(store, open_models) -> None:
     add(store, "s-1", "A", "B")
-    db, operator = models(), models()
+    db, operator = open_models(), open_models()
     runner(store, db, Recorder(fail=lambda d: d.row.version == 1), retries=0).run(once=True)
     add(store, "s-2", "A")
     add(store, "s-1", "C")
