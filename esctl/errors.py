@@ -70,6 +70,16 @@ class InvalidInput(EsctlError):
     exit_code = 2
 
 
+class ModelError(InvalidInput):
+    """The model is wrong: a bad definition, or a handler that raised or returned
+    something esctl cannot use. The message names the handler and, when known, the
+    user's file and line (`where`, 'FILE, line N: ', which starts the message)."""
+
+    def __init__(self, message: str, where: str = "") -> None:
+        self.where = where
+        super().__init__(f"{where}{message}")
+
+
 class ConcurrencyError(EsctlError):
     """An optimistic-concurrency check failed, or an event id was reused."""
 

@@ -49,3 +49,9 @@ def shown_path(path: str) -> str:
     except ValueError:  # another drive (Windows)
         return path
     return path if relative.startswith(os.pardir) else relative
+
+
+def defined_at(fn: object) -> str:
+    """'FILE, line N: ' of a function's definition, or ''."""
+    code = getattr(fn, "__code__", None)
+    return f"{shown_path(code.co_filename)}, line {code.co_firstlineno}: " if code else ""

@@ -9,15 +9,15 @@ diff, snapshot and command them from Python or from `esctl`:
 from esctl.aggregates.changes import changed_paths, diff
 from esctl.aggregates.default_fold import DefaultFold, merge
 from esctl.aggregates.definition import Aggregate, CommandContext, Emitted, command, evolve
-from esctl.aggregates.errors import ModelError, UnknownEventType
+from esctl.aggregates.errors import UnknownEventType
 from esctl.aggregates.execute import Executed, execute
 from esctl.aggregates.lookup import aggregate_for, aggregates_in
 from esctl.aggregates.plain import to_plain
 from esctl.aggregates.replay import Replayed, Replayer, Step
-from esctl.aggregates.upcasting import Upcasters, upcaster
-from esctl.errors import CommandRejected
+from esctl.errors import CommandRejected, ModelError
 from esctl.store.snapshot import Snapshot
 from esctl.store.sqlite.snapshots import Snapshots
+from esctl.upcasting import Upcasters, upcaster
 
 __all__ = [
     "Aggregate",

@@ -29,10 +29,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
-from esctl.aggregates.errors import ModelError
-from esctl.errors import EsctlError, InvalidInput
+from esctl.errors import EsctlError, InvalidInput, ModelError
 from esctl.events import RecordedEvent, check_object, check_type
-from esctl.usercode import shown_path, where
+from esctl.usercode import defined_at, shown_path, where
 
 WILDCARD = "*"
 _RESERVED = ("initial_state", "fold", "decide")
@@ -192,12 +191,6 @@ def apply(handler: Handler, state: Any, data: dict[str, Any], event: Any, at: st
 
 
 # --- the one way every fold path and command reports a handler's mistake -------------
-
-
-def defined_at(fn: Any) -> str:
-    """'FILE, line N: ' of a function's definition, or ''."""
-    code = getattr(fn, "__code__", None)
-    return f"{shown_path(code.co_filename)}, line {code.co_firstlineno}: " if code else ""
 
 
 def class_defined_at(cls: type) -> str:

@@ -1,19 +1,10 @@
-"""Errors specific to aggregates. Both are input problems (exit 2): the model or the
-stored events do not fit together, and the user has to change one of them."""
+"""Errors specific to aggregates (ModelError, for any part of a model, is in
+esctl.errors): input problems (exit 2), the model or the stored events do not
+fit together, and the user has to change one of them."""
 
 from __future__ import annotations
 
 from esctl.errors import InvalidInput
-
-
-class ModelError(InvalidInput):
-    """The model is wrong: a bad definition, or a handler that raised or returned
-    something esctl cannot use. The message names the handler and, when known, the
-    user's file and line (`where`, 'FILE, line N: ', which starts the message)."""
-
-    def __init__(self, message: str, where: str = "") -> None:
-        self.where = where
-        super().__init__(f"{where}{message}")
 
 
 class UnknownEventType(InvalidInput):

@@ -13,11 +13,11 @@ from typing import Any
 
 from esctl.aggregates.definition import Aggregate, CommandContext, Emitted
 from esctl.aggregates.replay import Replayed, Replayer
-from esctl.aggregates.upcasting import SCHEMA_KEY, Upcasters
 from esctl.errors import ConcurrencyError, InvalidInput, WrongExpectedVersion, shown
 from esctl.events import NO_STREAM, NewEvent, RecordedEvent, metadata_id
 from esctl.ids import uuid7
 from esctl.store import EventStore
+from esctl.upcasting import SCHEMA_KEY, Upcasters
 
 
 @dataclass(slots=True)

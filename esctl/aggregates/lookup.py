@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from esctl.aggregates.definition import Aggregate, class_defined_at, spec_of
-from esctl.aggregates.errors import ModelError
+from esctl.errors import ModelError
 from esctl.events import category_of
 
 

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from esctl.aggregates.changes import join
-from esctl.aggregates.errors import ModelError
+from esctl.errors import ModelError
 from esctl.usercode import where
 
 _SCALARS = (str, int, float, bool, Decimal, dt.datetime, dt.date, dt.time, uuid.UUID)

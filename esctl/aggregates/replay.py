@@ -28,16 +28,16 @@ from esctl.aggregates.definition import (
     returned_none,
     spec_of,
 )
-from esctl.aggregates.errors import ModelError, UnknownEventType
+from esctl.aggregates.errors import UnknownEventType
 from esctl.aggregates.plain import to_plain
 from esctl.aggregates.targets import check_version, resolve_target, stream_head, version_or_head
-from esctl.aggregates.upcasting import Upcasters
-from esctl.errors import EsctlError
+from esctl.errors import EsctlError, ModelError
 from esctl.events import RecordedEvent
 from esctl.fingerprint import fingerprint
 from esctl.store import EventStore
 from esctl.store.rows import StoredRow, check_stored_json  # StoredRow: what read_stream(raw=True) yields
 from esctl.store.snapshot import Snapshot
+from esctl.upcasting import Upcasters
 from esctl.usercode import where
 
 SNAPSHOT_FORMAT = "esctl-snapshot-1"  # part of the fingerprint: bump when the snapshot encoding changes

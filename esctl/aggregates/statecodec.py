@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from esctl import codec
-from esctl.aggregates.errors import ModelError
+from esctl.errors import ModelError
 
 
 def dumps(state: Any) -> str:

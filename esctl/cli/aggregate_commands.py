@@ -301,7 +301,7 @@ def upcast(
       esctl upcast OrderCreated --dry-run | jq -c '{stream, changes}'
     """
     from esctl.aggregates import ModelError, Upcasters
-    from esctl.aggregates.upcasting import Preview
+    from esctl.aggregates.preview import Preview
     from esctl.events import check_type
 
     check_type(event_type)

@@ -253,9 +253,9 @@ def consume(
 def _published(ctx: typer.Context) -> tuple[Any, list[str]]:
     """The model's contracts as a stdin encoder for commands, and their domain types."""
     from esctl import codec
-    from esctl.aggregates.upcasting import Upcasters
     from esctl.store.writing import decode
     from esctl.subscriptions.published import published_in
+    from esctl.upcasting import Upcasters
 
     module = session(ctx).model(required=True)
     contracts = published_in(module)
@@ -510,7 +510,7 @@ def contracts(
         docs = [c.describe() for c in published.values()]
         session(ctx).output(output_format, listing=True).records(docs, "table", title="published")
         return
-    from esctl.aggregates.upcasting import Upcasters
+    from esctl.upcasting import Upcasters
 
     upcasters = Upcasters.from_module(session(ctx).model())
     checked = 0

@@ -247,7 +247,7 @@ def projections_in(module: Any, *, upcasting: bool = True) -> list[Projection]:
                 )
             owner[table.lower()] = projection.name
     if upcasting and found:
-        from esctl.aggregates.upcasting import Upcasters
+        from esctl.upcasting import Upcasters
 
         upcasters = Upcasters.from_module(module)
         if upcasters:

@@ -144,7 +144,7 @@ def subscribers_in(module: Any) -> list[Subscriber]:
         if names.count(name) > 1:
             raise InvalidInput(f"two subscribers are named {name!r}")
     if found:
-        from esctl.aggregates.upcasting import Upcasters
+        from esctl.upcasting import Upcasters
 
         upcasters = Upcasters.from_module(module)
         if upcasters:

@@ -4,6 +4,8 @@ objects a user made that esctl will not drop."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from esctl.errors import ConcurrencyError, InvalidInput
@@ -81,7 +83,12 @@ def test_a_rebuild_claim_ends_with_the_session_that_held_it(store, open_models, 
     assert "server process" in (other.rebuilder("counts") or "")
     with pytest.raises(ConcurrencyError, match="being rebuilt by server process"):
         rebuild(store, other, counter(load))
+    pid = holder.conn.info.backend_pid
     holder.conn.close()  # as when the rebuilding process is killed: the server ends its locks
+    gone_by = time.monotonic() + 60  # the barrier: its server process has exited (that is asynchronous)
+    while other.conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
+        assert time.monotonic() < gone_by, "the server kept the closed session"
+        time.sleep(0.01)
     assert other.rebuilder("counts") is None
     assert rebuild(store, other, counter(load)).checkpoint == 1
 

@@ -1,4 +1,5 @@
-"""Upcasting: reading an older schema of an event type as the current one.
+"""Upcasting: reading an older schema of an event type as the current one, for
+every reader (replay and exec, projections, consumers and subscribers).
 
 An event's schema version lives in its metadata under "schema" (default 1). An
 upcaster turns one schema of one type into the next:
@@ -16,16 +17,14 @@ schema of their type (one past the newest upcaster), so they are not upcast agai
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any
 
-from esctl.aggregates.changes import diff
-from esctl.aggregates.definition import defined_at
-from esctl.aggregates.errors import ModelError
-from esctl.aggregates.plain import to_plain
+from esctl.errors import ModelError
 from esctl.events import RecordedEvent, check_type
+from esctl.usercode import defined_at
 from esctl.usercode import where as user_line
 
 SCHEMA_KEY = "schema"
@@ -150,45 +149,6 @@ class Upcasters:
         if data is event.data and metadata is event.metadata:
             return event
         return replace(event, data=data, metadata=metadata)
-
-
-@dataclass
-class Preview:
-    """Stored events before and after their upcasters (`esctl upcast --dry-run`):
-    iterate for one row per event that upcasts; an event an upcaster fails on goes
-    to `on_failure` and the preview goes on. `seen` and `failures` count as it goes."""
-
-    upcasters: Upcasters
-    events: Iterable[RecordedEvent]
-    on_failure: Callable[[ModelError], None] | None = None
-    seen: int = 0
-    failures: list[ModelError] = field(default_factory=list)
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        for e in self.events:
-            self.seen += 1
-            before = to_plain(e.data)
-            try:
-                data, metadata = self.upcasters.upcast(
-                    e.type, e.data, e.metadata, f"{e.stream} v{e.version}: "
-                )
-            except ModelError as exc:
-                self.failures.append(exc)
-                if self.on_failure is not None:
-                    self.on_failure(exc)
-                continue
-            after = to_plain(data)
-            yield {
-                "stream": e.stream,
-                "version": e.version,
-                "position": e.position,
-                "type": e.type,
-                "from_schema": e.metadata.get(SCHEMA_KEY, 1),
-                "to_schema": metadata.get(SCHEMA_KEY, 1),
-                "before": before,
-                "after": after,
-                "changes": diff(before, after),
-            }
 
 
 def _name(fn: Callable[..., Any]) -> str:
