@@ -562,3 +562,47 @@ def test_every_main_screen_fits_80_columns(screen, cli, store_path, long_state, 
     assert [line for line in drawn if cell_len(line) > 80] == []
     if os.environ.get("ESCTL_SCREENS"):
         Path(os.environ["ESCTL_SCREENS"]).write_text("".join(out))
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_consumer_screens(screen, width):
+    """consume's lines, consumers, dlq list and dlq show, and contracts."""
+    group = f"screens-{width}"
+    failing = 'test "$ESCTL_TYPE" != OrderShipped'
+    consumed = screen(
+        width,
+        "consume",
+        group,
+        "--all",
+        "--type",
+        "OrderShipped",
+        "--type",
+        "OrderCreated",
+        "--exec",
+        failing,
+        "--once",
+        "--retries",
+        "1",
+        "--backoff",
+        "0",
+    )
+    check(consumed, width, identifiers=["order-1", "OrderShipped"])
+    assert "parked" in consumed.stdout and "failed" in consumed.stdout
+    check(
+        screen(width, "consumers"),
+        width,
+        columns=["name", "status", "checkpoint", "lag", "parked"],
+        identifiers=[group],
+    )
+    listed = screen(width, "dlq", "list", group)
+    check(listed, width, columns=["consumer", "position", "state"], identifiers=[group])
+    position = next(word for word in listed.stdout.split() if word.isdigit())
+    shown = screen(width, "dlq", "show", group, position)
+    check(shown, width, identifiers=["OrderShipped"])
+    assert "history:" in shown.stdout and "parked" in shown.stdout
+    check(
+        screen(width, *ORDERS_MODEL, "contracts"),
+        width,
+        columns=["name", "version", "domain_type"],
+        identifiers=["orders.shipped"],
+    )

@@ -314,3 +314,40 @@ def test_a_second_runner_waits_and_takes_over_from_a_killed_one(url, tmp_path) -
                 proc.wait()
     keys = (tmp_path / "applied").read_text().splitlines()
     assert len(keys) == 2 == len(set(keys))
+
+
+def test_ctrl_c_stops_a_waiting_consumer_with_130_and_loses_nothing(url, tmp_path) -> None:
+    append(url, "order-1", "A")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESCTL_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "esctl", "--db", url, "consume", "g", "--all", "--exec", IDEMPOTENT],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    from esctl.store.consumers import ConsumerStore
+
+    def checkpoint() -> int:
+        with backends.open(url) as store:
+            db = store.read_models(create=False)
+            try:
+                return ConsumerStore(db).get("g").checkpoint
+            finally:
+                db.close()
+
+    try:
+        assert proc.stderr.readline().startswith("esctl: consumer 'g': following all events")
+        assert [json.loads(proc.stdout.readline())["position"] for _ in range(2)] == [1, 2]
+        deadline = time.monotonic() + HANG
+        while checkpoint() < 2:  # the barrier: its batch is saved, it waits for more
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=HANG)
+    finally:
+        proc.kill()
+    assert (proc.returncode, out, err) == (130, "", "")  # quiet, as follow
+    assert checkpoint() == 2
+    assert len((tmp_path / "applied").read_text().splitlines()) == 2
