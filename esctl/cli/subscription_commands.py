@@ -188,13 +188,18 @@ def consume(
     if command.strip():
         encode, types = _published(ctx) if published else (None, None)
         if types is not None:
-            chosen = [t for t in types if not event_type or t in event_type]
-            wanted = EventFilter.of(wanted.streams, wanted.categories, chosen or ["(none published)"])
+            unpublished = sorted(set(event_type or ()) - set(types))
+            if unpublished:
+                raise InvalidInput(
+                    f"--published: the model does not publish {', '.join(unpublished)} (it publishes {', '.join(types)})"
+                )
+            wanted = EventFilter.of(wanted.streams, wanted.categories, event_type or types)
         handler = ShellCommand(command, timeout=timeout or None, **({"encode": encode} if encode else {}))
     elif published:
         raise InvalidInput("--published hands the public form to a command: give --exec COMMAND")
     if handler is None:  # the model's subscriber of that name, with the settings it gives
         handler = _subscriber(ctx, group, given=stream is not None or all_ or bool(category or event_type))
+        _refuse_given(ctx, group, ("retries", "backoff", "break_after", "cool_down", "park", "timeout"))
         wanted, settings = (
             handler.wanted,
             replace(handler.settings, lease_seconds=lease, wait_for_lease=not no_wait),
@@ -268,6 +273,22 @@ def _published(ctx: typer.Context) -> tuple[Any, list[str]]:
         return codec.dumps(contracts[event.type].publish(event)) + b"\n"
 
     return encode, sorted(contracts)
+
+
+def _refuse_given(ctx: typer.Context, group: str, names: tuple[str, ...]) -> None:
+    """InvalidInput for options given that a model's Subscriber sets itself."""
+    from typer._click.core import ParameterSource
+
+    given = [
+        f"--{name.replace('_', '-')}"
+        for name in names
+        if ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    ]
+    if given:
+        raise InvalidInput(
+            f"subscriber {group!r} gives its own retries, backoff, breaker and park mode in the model:"
+            f" drop {', '.join(given)}"
+        )
 
 
 def _subscriber(ctx: typer.Context, group: str, *, given: bool) -> Any:
@@ -506,6 +527,8 @@ def contracts(
     from esctl.subscriptions.published import check_contract, published_in
 
     published = published_in(session(ctx).model(required=True))
+    if not published:
+        raise InvalidInput("the model publishes no events (esctl.subscriptions.Published)")
     if not check:
         docs = [c.describe() for c in published.values()]
         session(ctx).output(output_format, listing=True).records(docs, "table", title="published")
@@ -519,12 +542,11 @@ def contracts(
         nonlocal checked
         for event in events:
             checked += 1
-            yield upcasters.event(event) if upcasters else event
+            yield event
 
+    upcast = upcasters.event if upcasters else None
     with session(ctx).store() as store:
-        problems = (
-            check_contract(published, counted(store.read_all(types=sorted(published)))) if published else []
-        )
+        problems = check_contract(published, counted(store.read_all(types=sorted(published))), upcast)
     doc = {"checked": checked, "broken": len(problems), "problems": problems[:100]}
     session(ctx).output(output_format).document(doc, "mapping", title="contracts")
     if problems:

@@ -238,12 +238,14 @@ class ConsumerRunner:
         if consumer.filter != self.wanted.to_dict():
             raise InvalidInput(
                 f"consumer {self.group!r} follows {EventFilter.of(**consumer.filter).describe()}:"
-                " give the same filters, or a new group name"
+                " give the same filters (a Subscriber: the same handlers), or a new group name, which"
+                " starts from the first event (a group's events are fixed: those it passed by would"
+                " never reach a new handler)"
             )
         if consumer.park_mode != self.settings.park_mode:
             raise InvalidInput(
-                f"consumer {self.group!r} parks by {consumer.park_mode}: give --park {consumer.park_mode},"
-                " or a new group name"
+                f"consumer {self.group!r} parks by {consumer.park_mode}: park by {consumer.park_mode}"
+                f" (--park, or a Subscriber's park=), or start a new group name"
             )
         return consumer
 

@@ -116,6 +116,9 @@ class Subscriber:
         from esctl.store.consumers import ConsumerStore
         from esctl.subscriptions.consumer import ConsumerRunner, ManualClock
 
+        if self.upcast is None:
+            self.upcast = _upcasters_of(self)
+
         with (
             tempfile.TemporaryDirectory(prefix="esctl-subscriber-") as directory,
             EventStore.open(f"{directory}/events.db", create=True) as store,
@@ -132,6 +135,22 @@ class Subscriber:
                 return summary, ConsumerStore(db).parked(self.name, states=())
             finally:
                 db.close()
+
+
+def _upcasters_of(subscriber: Subscriber) -> Callable[[RecordedEvent], RecordedEvent] | None:
+    """The upcasters of the module its handlers are defined in, as esctl consume
+    would read events with --model pointing at it."""
+    import sys
+
+    from esctl.upcasting import Upcasters
+
+    modules = {getattr(h, "__module__", None) for h in subscriber.handlers.values()}
+    for name in modules:
+        module = sys.modules.get(name) if name else None
+        upcasters = Upcasters.from_module(module) if module is not None else None
+        if upcasters:
+            return upcasters.event
+    return None
 
 
 def subscribers_in(module: Any) -> list[Subscriber]:

@@ -82,7 +82,9 @@ def test_a_group_keeps_its_filter_and_park_mode(store, open_models) -> None:
     runner(store, db, Recorder(), wanted=EventFilter.of(categories=["order"])).run(once=True)
     with pytest.raises(InvalidInput, match="follows category order: give the same filters"):
         runner(store, db, Recorder()).run(once=True)
-    with pytest.raises(InvalidInput, match="parks by stream: give --park stream"):
+    with pytest.raises(
+        InvalidInput, match=r"parks by stream: park by stream \(--park, or a Subscriber.s park=\)"
+    ):
         runner(store, db, Recorder(), wanted=EventFilter.of(categories=["order"]), park_mode="event").run(
             once=True
         )

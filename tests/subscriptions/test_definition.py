@@ -129,3 +129,19 @@ def test_esctl_consume_runs_the_model_s_subscriber(model, store_url, monkeypatch
     unknown = runner.invoke(app, ["--db", store_url, "--model", str(path), "consume", "nobody", "--once"])
     assert unknown.exit_code == 2
     assert unknown.stderr.startswith("esctl: error: give the command to run (--exec COMMAND), or --model")
+
+
+def test_run_in_memory_reads_through_the_upcasters_of_the_handlers_module(model) -> None:
+    module, _ = model
+    module.fast.run_in_memory([NewEvent("order-1", "OrderShipped", {"tracking_number": "T-7"})])
+    assert module.sent[0][:2] == ("order-1", "T-7")  # upcast, though subscribers_in never ran
+
+
+def test_a_subscriber_s_own_settings_are_not_overridden_on_the_command_line(model, cli) -> None:
+    _, path = model
+    result = cli("--model", str(path), "consume", "fast", "--once", "--retries", "9", "--park", "event")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        "esctl: error: subscriber 'fast' gives its own retries, backoff, breaker and park mode in the model:"
+        " drop --retries, --park\n"
+    )

@@ -139,3 +139,54 @@ def test_consume_published_hands_over_the_public_form_and_parks_a_broken_one(
         1,
         {"order_id": "1", "tracking": "T-1"},
     )
+
+
+def test_a_contract_is_checked_on_the_data_it_sends() -> None:
+    """The shape runs once: the data checked is the data sent (a shape that
+    changes the event, or differs each time, cannot slip past)."""
+    calls = []
+    once = Published(
+        "A", name="a.b", version=1, fields={"n": int}, shape=lambda e: calls.append(1) or {"n": len(calls)}
+    )
+    assert once.publish(RecordedEvent("s-1", 1, 1, "A", {}, {}, "i", "t"))["data"] == {"n": 1}
+    assert calls == [1]
+    with pytest.raises(ValueError, match="whole number from 1"):
+        Published("A", name="a.b", version=True, fields={}, shape=dict)
+
+
+def test_check_contract_reads_through_the_upcasters_and_needs_a_contract() -> None:
+    old = RecordedEvent("order-1", 3, 7, "OrderShipped", {"tracking": "T-1"}, {}, "id", "t")
+    from dataclasses import replace
+
+    def renamed(e: RecordedEvent) -> RecordedEvent:  # the upcaster of an older schema
+        return replace(e, data={"tracking_number": e.data["tracking"]})
+
+    assert check_contract([SHIPPED], [old], renamed) == []
+    assert check_contract([SHIPPED], [old]) != []  # as stored, it breaks the contract
+    with pytest.raises(ValueError, match="at least one Published contract"):
+        check_contract([], [old])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["consume", "p", "--all", "--published", "--type", "OrderCreated", "--exec", "cat"],
+            "--published: the model does not publish OrderCreated (it publishes OrderShipped)",
+        ),
+        (["consume", "p", "--published"], "--published hands the public form to a command"),
+    ],
+)
+def test_published_usage_errors_are_one_line(cli, args, message) -> None:
+    result = cli("--model", str(ORDERS / "model.py"), *args)
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.startswith(f"esctl: error: {message}") and len(result.stderr.splitlines()) == 1
+
+
+def test_contracts_of_a_model_that_publishes_nothing(cli) -> None:
+    bank = Path(__file__).parents[2] / "sample_streams" / "bank" / "model.py"
+    result = cli("--model", str(bank), "contracts", "--check")
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "esctl: error: the model publishes no events (esctl.subscriptions.Published)\n",
+    )
