@@ -53,6 +53,7 @@ def rebuild(
             if reached >= head:
                 break  # the rest goes into the final transaction
             with db.transaction(name):
+                _still_claimed(db, name)
                 applied += applier.apply(rows)
             if progress is not None:
                 progress(reached - checkpoint)
@@ -61,6 +62,7 @@ def rebuild(
         # store's SQLite file this holds the write lock, so the head cannot move
         # meanwhile; elsewhere, events after it are the next run's.
         with db.transaction(name):
+            _still_claimed(db, name)
             while True:
                 head = store.head_position()
                 rows, reached = read_batch(store, projection, checkpoint, head, batch_size)
@@ -117,6 +119,14 @@ def _start(db: ReadModels, projection: Projection) -> tuple[Record | None, int]:
         for table in projection.tables.values():
             db.create_table(name, table, generation, shadow=True)
     return previous, generation
+
+
+def _still_claimed(db: ReadModels, name: str) -> None:
+    if not db.holds_rebuild(name):
+        raise StoreError(
+            f"rebuild of projection {name!r} lost its claim (it was not renewed in time and another"
+            " took it): nothing changed; rebuild again"
+        )
 
 
 def _lost(db: ReadModels, projection: Projection) -> list[str]:

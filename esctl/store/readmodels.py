@@ -193,12 +193,10 @@ class ReadModels(Protocol):
     # --- leases: one runner of a subscription at a time ------------------------------
     def acquire_lease(self, name: str, seconds: float) -> str | None:
         """Take the lease on `name` if it is free (or its holder's time ran out):
-        None when it is ours now, else who holds it, in words. A holder keeps it
-        by `renew_lease` within `seconds` (or, where the backend ties it to the
-        connection, by staying connected)."""
-
-    def renew_lease(self, name: str, seconds: float) -> bool:
-        """Extend a lease this holds; False when it was lost (then stop)."""
+        None when it is ours now, else who holds it, in words. The backend keeps
+        it while it is held: SQLite renews it every third of `seconds` from a
+        thread of its own, PostgreSQL ties it to the connection. A holder killed
+        with -9 loses it within `seconds` (PostgreSQL: at once)."""
 
     def release_lease(self, name: str) -> None: ...
 
@@ -216,6 +214,9 @@ class ReadModels(Protocol):
         process ends); ConcurrencyError when another holds it."""
 
     def release_rebuild(self, name: str) -> None: ...
+
+    def holds_rebuild(self, name: str) -> bool:
+        """Inside a write transaction: whether this still holds the claim."""
 
     def rebuilder(self, name: str) -> str | None:
         """Who is rebuilding the projection, in words, or None."""

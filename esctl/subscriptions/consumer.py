@@ -17,8 +17,9 @@ once it succeeds, in position order, with retries, a circuit breaker and parking
   stream are held behind it (parked as `held`) while other streams go on, so a
   handler never sees version 5 of a stream before version 4. `dlq retry` puts them
   back in line, delivered first, in order; `dlq skip` gives one up.
-- **One runner at a time:** the group's lease (the backend's), renewed while it
-  runs; every step that moves the checkpoint first checks the lease is still held.
+- **One runner at a time:** the group's lease (the backend's, which keeps it
+  while it is held); every step that moves the checkpoint first checks, in its
+  transaction, that the lease is still held.
 
 Time comes from an injectable clock, so tests of the schedule need no sleeping.
 """
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import random
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -207,7 +207,6 @@ class ConsumerRunner:
         self.poll_seconds = poll_seconds
         self.state = ConsumerStore(db)
         self.lease = f"consumer:{group}"
-        self._lost = threading.Event()
         self._unsaved = False  # deliveries since the consumer's row was last saved
 
     # --- running ---------------------------------------------------------------------
@@ -220,8 +219,7 @@ class ConsumerRunner:
         try:
             consumer = self._open()  # read once the lease is ours: a runner before may have moved it
             self.on_start()
-            with self._heartbeat():
-                self._loop(consumer, summary, once, should_stop)
+            self._loop(consumer, summary, once, should_stop)
         except Stopped:
             pass
         finally:
@@ -264,33 +262,6 @@ class ConsumerRunner:
                 raise Stopped
             time.sleep(min(0.5, self.settings.lease_seconds / 4))
 
-    @contextlib.contextmanager
-    def _heartbeat(self) -> Iterator[None]:
-        """Renew the lease in the background (a handler may run for a while)."""
-        done = threading.Event()
-        every = self.settings.lease_seconds / 3
-
-        def beat() -> None:
-            while not done.wait(every):
-                try:
-                    if not self.db.renew_lease(self.lease, self.settings.lease_seconds):
-                        self._lost.set()
-                        return
-                except Exception:
-                    self._lost.set()
-                    return
-
-        thread = None
-        if self.db.dialect == "sqlite":  # PostgreSQL's lease lives as long as the connection
-            thread = threading.Thread(target=beat, name=f"lease {self.group}", daemon=True)
-            thread.start()
-        try:
-            yield
-        finally:
-            done.set()
-            if thread is not None:
-                thread.join(timeout=60)  # not mid-renewal when the lease is given back
-
     def _loop(
         self, consumer: Consumer, summary: Summary, once: bool, should_stop: Callable[[], bool]
     ) -> None:
@@ -331,12 +302,11 @@ class ConsumerRunner:
     @contextlib.contextmanager
     def _moving(self) -> Iterator[None]:
         """A transaction that moves the consumer on: refused once the lease is lost."""
-        lost = StoreError(f"consumer {self.group!r} lost its lease (another runner took over): stopping")
-        if self._lost.is_set():
-            raise lost
         with self.db.transaction(self.lease):
-            if not self.db.holds_lease(self.lease):
-                raise lost
+            if not self.db.holds_lease(self.lease):  # renewed by the backend while held
+                raise StoreError(
+                    f"consumer {self.group!r} lost its lease (another runner took over): stopping"
+                )
             yield
 
     # --- one event -------------------------------------------------------------------

@@ -300,28 +300,29 @@ def test_follow_stops_on_sigterm_with_143_and_nothing_half_applied(db, cli) -> N
 
 
 def test_rebuild_and_reset_refuse_while_another_rebuild_runs(bank, db) -> None:
-    import socket
+    import time
 
-    from esctl.store.sqlite.readmodels import _process_start
+    from esctl.store.sqlite.readmodels import SQLiteReadModels
 
     assert bank("project", "run", "balances").exit_code == 0
+    with SQLiteReadModels.open(str(db), create=True) as holder:  # ensures the lease table
+        assert holder.acquire_lease("probe", 1.0) is None
+        holder.release_lease("probe")
     conn = sqlite3.connect(db)
+    # Another rebuild, somewhere, holds the claim and renews it.
     conn.execute(
-        "CREATE TABLE esctl_rebuilds (name TEXT PRIMARY KEY, pid INTEGER, host TEXT, process TEXT, started_at TEXT)"
-    )
-    # A live process (this one, under another connection) holds the claim.
-    conn.execute(
-        "INSERT INTO esctl_rebuilds VALUES ('balances', ?, ?, ?, '2026-01-01T00:00:00Z')",
-        (os.getpid(), socket.gethostname(), _process_start(os.getpid())),
+        "INSERT INTO esctl_leases VALUES ('rebuild:balances', 'process 4242 on build-7 since 2026-01-01T00:00:00Z',"
+        " 'theirs', ?)",
+        (time.time() + 600,),
     )
     conn.commit()
     for args in (["project", "rebuild", "balances"], ["project", "reset", "balances"]):
         result = bank(*args)
         assert (result.exit_code, result.stdout) == (3, ""), args
-        assert f"is being rebuilt by process {os.getpid()}" in result.stderr
+        assert "is being rebuilt by process 4242 on build-7" in result.stderr
         assert "Traceback" not in result.stderr
     assert conn.execute("SELECT count(*) FROM balances").fetchone()[0] == 3
-    conn.execute("DELETE FROM esctl_rebuilds")
+    conn.execute("DELETE FROM esctl_leases")
     conn.commit()
     conn.close()
     assert bank("project", "rebuild", "balances").exit_code == 0
@@ -432,7 +433,7 @@ def test_two_processes_rebuilding_at_once_never_destroy_each_other(cli, db, writ
         leftovers = conn.execute(
             "SELECT count(*) FROM sqlite_master WHERE name LIKE 'esctl_shadow_%'"
         ).fetchone()
-        claims = conn.execute("SELECT count(*) FROM esctl_rebuilds").fetchone()
+        claims = conn.execute("SELECT count(*) FROM esctl_leases WHERE name LIKE 'rebuild:%'").fetchone()
     assert totals == [135, 145, 155] and leftovers == (0,) and claims == (0,)
 
 

@@ -9,6 +9,7 @@ import pytest
 from esctl.projections import projections_in
 from esctl.projections.rebuild import rebuild
 from esctl.projections.runner import catch_up
+from esctl.store.sqlite.readmodels import SQLiteReadModels
 from tests.projections.conftest import COUNTER_MODEL
 
 
@@ -34,20 +35,44 @@ def test_indexes_survive_repeated_rebuilds(store, read_conn, load, append) -> No
 
 
 def test_the_claim_of_a_rebuild_that_died_does_not_block(store, read_conn, load, append) -> None:
-    import subprocess
-    import sys
+    """A claim is a lease its holder renews: one whose time ran out (its holder
+    was killed, or stopped renewing) is no claim."""
+    import time
 
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
     append(store, "s-1", "Added", {"x": 1})
     p = counter(load)
     rebuild(store, read_conn, p)
     read_conn.execute(
-        "INSERT INTO esctl_rebuilds VALUES ('counts', ?, ?, '', '2026-01-01T00:00:00Z')",
-        (dead.pid, __import__("socket").gethostname()),
+        "INSERT INTO esctl_leases VALUES ('rebuild:counts', 'process 1 on elsewhere', 'dead', ?)",
+        (time.time() - 1,),
     )
     assert read_conn.rebuilder("counts") is None
     assert rebuild(store, read_conn, p).checkpoint == 1
+
+
+def test_a_rebuild_renews_its_claim_while_it_runs(store, read_conn, load, append, monkeypatch) -> None:
+    import time
+
+    from esctl.store.sqlite import readmodels
+
+    monkeypatch.setattr(readmodels, "REBUILD_LEASE", 0.3)
+    for i in range(12):
+        append(store, f"s-{i % 3}", "Added", {"x": i})
+    p = counter(load)
+    other = SQLiteReadModels.open(store.path, create=False)
+    seen = []
+
+    def slowly(_n: int) -> None:  # between batches, longer than the lease: renewals keep it
+        if not read_conn.in_transaction:  # not in the final transaction, which holds the file
+            time.sleep(0.4)
+            seen.append(other.rebuilder("counts"))
+
+    assert rebuild(store, read_conn, p, batch_size=3, progress=slowly).checkpoint == 12
+    assert seen and all(
+        holder and holder.startswith(f"process {__import__('os').getpid()} on ") for holder in seen
+    )
+    assert other.rebuilder("counts") is None  # given back
+    other.close()
 
 
 def test_shadow_tables_dropped_by_someone_else_are_not_blamed_on_the_handler(
@@ -77,3 +102,23 @@ def test_shadow_tables_dropped_by_someone_else_are_not_blamed_on_the_handler(
 
 
 # --- a table dropped by hand --------------------------------------------------------------
+
+
+def test_a_rebuild_whose_claim_was_taken_stops_and_changes_nothing(store, read_conn, load, append) -> None:
+    from esctl.errors import StoreError
+
+    for i in range(12):
+        append(store, f"s-{i % 3}", "Added", {"x": i})
+    p = counter(load)
+    catch_up(store, read_conn, p)
+    before = read_conn.execute("SELECT * FROM counts ORDER BY stream").fetchall()
+    thief = SQLiteReadModels.open(store.path, create=False)
+
+    def taken(_n: int) -> None:  # as when its renewals stalled past the lease and another took it
+        if not read_conn.in_transaction:
+            thief.execute("UPDATE esctl_leases SET token = 'theirs' WHERE name = 'rebuild:counts'")
+
+    with pytest.raises(StoreError, match="lost its claim"):
+        rebuild(store, read_conn, p, batch_size=3, progress=taken)
+    thief.close()
+    assert read_conn.execute("SELECT * FROM counts ORDER BY stream").fetchall() == before

@@ -418,9 +418,6 @@ class PostgresReadModels:
                 return None
         return self._holder(key) or "another session"
 
-    def renew_lease(self, name: str, seconds: float) -> bool:
-        return name in self._leases and not self.conn.closed and not self.conn.broken
-
     def release_lease(self, name: str) -> None:
         if name in self._leases and not self.conn.closed and not self.conn.broken:
             key = _lock_key(self.namespace, name, "lease")
@@ -452,6 +449,9 @@ class PostgresReadModels:
             key = _lock_key(self.namespace, name, "rebuild")
             self.conn.execute(pgsql.SQL("SELECT pg_advisory_unlock({})").format(key))
             self._claims.discard(name)
+
+    def holds_rebuild(self, name: str) -> bool:
+        return name in self._claims  # a session lock: held while the connection lives
 
     def rebuilder(self, name: str) -> str | None:
         return self._holder(_lock_key(self.namespace, name, "rebuild"))

@@ -4,8 +4,8 @@ Tables sit in the file under their declared names; a rebuild fills shadow tables
 (`esctl_shadow_<table>`) that a temporary view under each declared name shows to
 the rebuilding connection (SQLite looks names up in `temp` before `main`), and
 renames them over the old ones at the end. A handler's statements pass an
-authorizer that lets them touch only its projection's tables. Rebuild claims are
-rows naming the claiming process (pid, host and start time: pids are reused).
+authorizer that lets them touch only its projection's tables. Rebuild claims and
+consumers' leases are rows with a token and an expiry, renewed while held.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from esctl.store.sqlite.schema import open_read_only, read_only_uri
 from esctl.transaction import immediate, rollback
 
 SHADOW_PREFIX = "esctl_shadow_"
-REBUILDS = "esctl_rebuilds"
+REBUILD_LEASE = 10.0  # seconds a killed rebuild holds its claim
 
 _CATALOG_DDL = f"""
 CREATE TABLE IF NOT EXISTS {CATALOG} (
@@ -40,17 +40,6 @@ CREATE TABLE IF NOT EXISTS {CATALOG} (
     failure     TEXT,                         -- JSON: the event it failed on and the error
     built_at    TEXT    NOT NULL,
     updated_at  TEXT    NOT NULL
-)
-"""
-# A rebuild claims its row in the transaction that creates its shadow tables and
-# gives it back in the one that swaps them in (or drops them).
-_REBUILDS_DDL = f"""
-CREATE TABLE IF NOT EXISTS {REBUILDS} (
-    name       TEXT PRIMARY KEY,
-    pid        INTEGER NOT NULL,
-    host       TEXT    NOT NULL,
-    process    TEXT    NOT NULL,   -- the process's start time where known: pids are reused
-    started_at TEXT    NOT NULL
 )
 """
 COLUMNS = Record.COLUMNS
@@ -79,9 +68,9 @@ class SQLiteReadModels:
     def __init__(self, conn: sqlite3.Connection, location: str) -> None:
         self.conn = conn
         self.location = location
-        self._claims: set[str] = set()  # rebuilds this connection claimed: only those it gives back
         self._leases: dict[str, str] = {}  # leases this holds: name -> the token of its row
-        self._renewer: sqlite3.Connection | None = None  # the heartbeat's own connection
+        self._beats: dict[str, _Heartbeat] = {}
+        self._renewer: sqlite3.Connection | None = None  # the heartbeats' own connection
 
     @classmethod
     def open(cls, path: str, *, create: bool) -> SQLiteReadModels:
@@ -128,6 +117,8 @@ class SQLiteReadModels:
         return cls(sqlite3.connect(":memory:", isolation_level=None), ":memory:")
 
     def close(self) -> None:
+        for beat in self._beats.values():
+            beat.stop()
         if self._renewer is not None:
             self._renewer.close()
         self.conn.close()
@@ -279,15 +270,18 @@ class SQLiteReadModels:
         return self._has_table(table)
 
     # --- leases ----------------------------------------------------------------------
-    # A row with an expiry its holder renews: nothing in SQLite ends with a process,
-    # so a holder killed with -9 holds it until `expires_at` (seconds, by the clock).
+    # A row with a token and an expiry. Nothing in SQLite ends with a process, so
+    # the holder renews it from a thread of its own, on a connection of its own (the
+    # holder's may be mid-transaction), every third of its time; a holder killed
+    # with -9 holds it until it expires. A runner that lost it (paused past its
+    # time, taken over) finds out in `holds_lease`, inside its next transaction.
 
     def acquire_lease(self, name: str, seconds: float) -> str | None:
         import socket
         import time
         import uuid
 
-        with immediate(self.conn):
+        with contextlib.nullcontext() if self.conn.in_transaction else immediate(self.conn):
             self.conn.execute(_LEASES_DDL)
             row = self.conn.execute(
                 f"SELECT holder, expires_at FROM {LEASES} WHERE name = ?", (name,)
@@ -296,17 +290,17 @@ class SQLiteReadModels:
             if row is not None and row[1] > now and name not in self._leases:
                 return f"{row[0]} (until {_clock(row[1])} unless renewed)"
             token = self._leases.get(name) or str(uuid.uuid4())
-            holder = f"process {os.getpid()} on {socket.gethostname()}"
+            holder = f"process {os.getpid()} on {socket.gethostname()} since {utc_now()}"
             self.conn.execute(
                 f"INSERT OR REPLACE INTO {LEASES} (name, holder, token, expires_at) VALUES (?, ?, ?, ?)",
                 (name, holder, token, now + seconds),
             )
-        self._leases[name] = token
+        if name not in self._leases:
+            self._leases[name] = token
+            self._beats[name] = _Heartbeat(self, name, seconds)
         return None
 
     def renew_lease(self, name: str, seconds: float) -> bool:
-        """On a connection of its own: a heartbeat thread calls it while the
-        holder's connection may be in the middle of a transaction."""
         import time
 
         token = self._leases.get(name)
@@ -321,20 +315,21 @@ class SQLiteReadModels:
                 f"UPDATE {LEASES} SET expires_at = ? WHERE name = ? AND token = ?",
                 (time.time() + seconds, name, token),
             )
-        if cursor.rowcount == 0:
-            self._leases.pop(name, None)
-            return False
-        return True
+        return cursor.rowcount == 1
 
     def release_lease(self, name: str) -> None:
+        beat = self._beats.pop(name, None)
+        if beat is not None:
+            beat.stop()
         token = self._leases.pop(name, None)
         if token is not None:
-            with immediate(self.conn):
+            with contextlib.nullcontext() if self.conn.in_transaction else immediate(self.conn):
                 self.conn.execute(f"DELETE FROM {LEASES} WHERE name = ? AND token = ?", (name, token))
 
     def holds_lease(self, name: str) -> bool:
         token = self._leases.get(name)
-        if token is None:
+        beat = self._beats.get(name)
+        if token is None or (beat is not None and beat.lost):
             return False
         row = self.conn.execute(
             f"SELECT 1 FROM {LEASES} WHERE name = ? AND token = ?", (name, token)
@@ -351,37 +346,23 @@ class SQLiteReadModels:
             return None
         return row[0]
 
-    # --- rebuild claims --------------------------------------------------------------
+    # --- rebuild claims: leases named after the projection ---------------------------
 
     def claim_rebuild(self, name: str) -> None:
-        import socket
-
-        holder = self.rebuilder(name)
+        holder = self.acquire_lease(f"rebuild:{name}", REBUILD_LEASE)
         if holder is not None:
             raise ConcurrencyError(f"projection {name!r} is being rebuilt by {holder}: wait for it to finish")
-        self.conn.execute(_REBUILDS_DDL)
-        self.conn.execute(
-            f"INSERT OR REPLACE INTO {REBUILDS} (name, pid, host, process, started_at) VALUES (?, ?, ?, ?, ?)",
-            (name, os.getpid(), socket.gethostname(), _process_start(os.getpid()), utc_now()),
-        )
-        self._claims.add(name)
 
     def release_rebuild(self, name: str) -> None:
-        if name in self._claims:
-            self._claims.discard(name)
-            with immediate(self.conn):
-                self.conn.execute(f"DELETE FROM {REBUILDS} WHERE name = ? AND pid = ?", (name, os.getpid()))
+        self.release_lease(f"rebuild:{name}")
+
+    def holds_rebuild(self, name: str) -> bool:
+        return self.holds_lease(f"rebuild:{name}")
 
     def rebuilder(self, name: str) -> str | None:
-        # The claim of a process that died does not count.
-        if not self._has_table(REBUILDS):
-            return None
-        row = self.conn.execute(
-            f"SELECT pid, host, process, started_at FROM {REBUILDS} WHERE name = ?", (name,)
-        ).fetchone()
-        if row is None or not _running(*row[:3]):
-            return None
-        return f"process {row[0]} on {row[1]} since {row[3]}"
+        if f"rebuild:{name}" in self._leases:
+            return None  # this connection's own rebuild
+        return self.lease_holder(f"rebuild:{name}")
 
     # --- verifying -------------------------------------------------------------------
 
@@ -584,29 +565,29 @@ def _clock(seconds: float) -> str:
     return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%H:%M:%S UTC")
 
 
-def _running(pid: int, host: str, process: str) -> bool:
-    import socket
+class _Heartbeat:
+    """Renews one lease every third of its time until stopped; `lost` once a
+    renewal finds the lease gone (expired and taken)."""
 
-    if host != socket.gethostname():
-        return True  # another machine's process: nothing here can tell, so assume it runs
-    if pid == os.getpid():
-        return True  # this process (another connection or thread)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # it exists, run by someone else
-    return not process or _process_start(pid) in ("", process)
+    def __init__(self, db: SQLiteReadModels, name: str, seconds: float) -> None:
+        import threading
 
+        self.lost = False
+        self._done = threading.Event()
+        self._db, self._name, self._seconds = db, name, seconds
+        self._thread = threading.Thread(target=self._run, name=f"lease {name}", daemon=True)
+        self._thread.start()
 
-def _process_start(pid: int) -> str:
-    """The process's start time in clock ticks since boot (Linux), or '' elsewhere."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return ""
-    # The command name (field 2) may hold spaces and parentheses: count after its end.
-    fields = stat[stat.rfind(b")") + 2 :].split()
-    return fields[19].decode() if len(fields) > 19 else ""
+    def _run(self) -> None:
+        while not self._done.wait(self._seconds / 3):
+            try:
+                renewed = self._db.renew_lease(self._name, self._seconds)
+            except sqlite3.Error:
+                renewed = False
+            if not renewed:
+                self.lost = True
+                return
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=60)  # not mid-renewal when the lease is given back
