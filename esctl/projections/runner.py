@@ -10,7 +10,7 @@ run starts again from the same event.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from esctl.errors import StoreError
@@ -20,6 +20,7 @@ from esctl.store.protocol import EventStoreBackend
 from esctl.store.readmodels import ReadModels, Record
 from esctl.store.rows import StoredRow
 from esctl.subscriptions.filter import EventFilter
+from esctl.subscriptions.follow import changes
 
 BATCH = 2_000  # events per transaction when catching up
 Progress = Callable[[int], None]
@@ -186,7 +187,7 @@ def follow(
     active = list(projections)
     failures: list[ProjectionFailed | ProjectionNeedsRebuild] = []
     try:
-        for _ in _changes(store, poll_seconds, should_stop):
+        for _ in changes(store, poll_seconds, should_stop):
             for projection in list(active):
                 try:
                     result = catch_up(store, db, projection)
@@ -203,18 +204,3 @@ def follow(
         db.rollback()  # the transaction has done so already, unless interrupted between BEGIN and its try
         raise
     return failures
-
-
-def _changes(
-    store: EventStoreBackend, poll_seconds: float, should_stop: Callable[[], bool]
-) -> Iterator[None]:
-    """Yield at once, then whenever another connection has committed to the store.
-    The first reading comes before the first yield: a commit made while the caller
-    catches up must wake it, not wait for the next one."""
-    seen = store.change_token()
-    yield
-    while not should_stop():
-        current = store.wait_for_change(seen, poll_seconds)  # returns early on a commit
-        if current != seen:
-            seen = current
-            yield

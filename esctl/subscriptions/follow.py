@@ -36,13 +36,28 @@ def follow(
     least every `poll_seconds`). Woken by the store's change feed; the token is
     read before the head, so a commit made while reading still wakes the next wait."""
     position = store.head_position() if after is None else after
-    while True:
-        token = store.change_token()
+    for changed in changes(store, poll_seconds, should_stop, quiet=True):
         head = store.head_position()
+        if not changed and position >= head:
+            yield Batch([], position, head)  # a quiet moment: a status line can say so
         while position < head:
             rows, position = wanted.read(store, position, head, batch_size)
             yield Batch(rows, position, head)
-        if should_stop():
-            return
-        if store.wait_for_change(token, poll_seconds) == token:
-            yield Batch([], position, head)  # a quiet moment: a status line can say so
+
+
+def changes(
+    store: EventStoreBackend, poll_seconds: float, should_stop: Callable[[], bool], *, quiet: bool = False
+) -> Iterator[bool]:
+    """Yield True at once, then whenever another connection has committed to the
+    store (and, with `quiet`, False after each `poll_seconds` without a commit),
+    until `should_stop`. The token is read before each yield: a commit made while
+    the caller reads must wake the next wait, not the one after."""
+    seen = store.change_token()
+    yield True
+    while not should_stop():
+        current = store.wait_for_change(seen, poll_seconds)  # returns early on a commit
+        if current != seen:
+            seen = current
+            yield True
+        elif quiet:
+            yield False
