@@ -47,6 +47,7 @@ from esctl.store.protocol import EventStoreBackend
 from esctl.store.readmodels import ReadModels
 from esctl.store.rows import StoredRow
 from esctl.subscriptions.filter import EventFilter
+from esctl.subscriptions.follow import changes
 
 PARK_MODES = ("event", "stream")
 READ_AHEAD = 100  # events read per look at the log
@@ -265,31 +266,39 @@ class ConsumerRunner:
     def _loop(
         self, consumer: Consumer, summary: Summary, once: bool, should_stop: Callable[[], bool]
     ) -> None:
-        token = self.store.change_token()
-        while True:
-            if should_stop():
-                raise Stopped
-            redrive = self.state.parked(self.group, states=("retry",))
-            if redrive:
-                self._redeliver(consumer, redrive[0], summary, once, should_stop)
-                continue
-            head = self.store.head_position()
-            if consumer.checkpoint < head:
-                rows, reached = self.wanted.read(self.store, consumer.checkpoint, head, READ_AHEAD)
-                held = self.state.held_streams(self.group) if self.settings.park_mode == "stream" else set()
-                try:
-                    for row in rows:
-                        if should_stop():
-                            raise Stopped
-                        self._deliver_live(consumer, row, held, summary, once, should_stop)
-                    consumer.checkpoint = max(consumer.checkpoint, reached)  # past unwanted events too
-                    self._unsaved = True
-                finally:
-                    self._save_delivered(consumer)
-                continue
+        # Quiet wake-ups too: a `dlq retry` may change nothing the change feed sees.
+        for _ in changes(self.store, self.poll_seconds, should_stop, quiet=True):
+            while self._step(consumer, summary, once, should_stop):
+                pass
             if once:
                 return
-            token = self.store.wait_for_change(token, self.poll_seconds)
+
+    def _step(
+        self, consumer: Consumer, summary: Summary, once: bool, should_stop: Callable[[], bool]
+    ) -> bool:
+        """Deliver what is next (the first event back in line, else a batch of the
+        log); False when there is nothing to do."""
+        if should_stop():
+            raise Stopped
+        redrive = self.state.parked(self.group, states=("retry",))
+        if redrive:
+            self._redeliver(consumer, redrive[0], summary, once, should_stop)
+            return True
+        head = self.store.head_position()
+        if consumer.checkpoint >= head:
+            return False
+        rows, reached = self.wanted.read(self.store, consumer.checkpoint, head, READ_AHEAD)
+        held = self.state.held_streams(self.group) if self.settings.park_mode == "stream" else set()
+        try:
+            for row in rows:
+                if should_stop():
+                    raise Stopped
+                self._deliver_live(consumer, row, held, summary, once, should_stop)
+            consumer.checkpoint = max(consumer.checkpoint, reached)  # past unwanted events too
+            self._unsaved = True
+        finally:
+            self._save_delivered(consumer)
+        return True
 
     def _save_delivered(self, consumer: Consumer) -> None:
         """The checkpoint of the deliveries since the last save: one transaction per
