@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Annotated, Any, Optional
 
@@ -337,13 +339,16 @@ dlq_app = EsctlTyper(
 app.add_typer(dlq_app, name="dlq")
 
 
-def _consumer_state(ctx: typer.Context, store: Any) -> tuple[Any, Any]:
+@contextlib.contextmanager
+def _consumer_state(ctx: typer.Context, store: Any) -> Iterator[tuple[Any, Any]]:
+    """The read models and the consumer groups' state in them, closed afterwards."""
     from esctl.store.consumers import ConsumerStore
 
     db = session(ctx).read_models(store)
     if db is None:
         raise NotFound("no consumer has run on this store yet")
-    return db, ConsumerStore(db)
+    with db:
+        yield db, ConsumerStore(db)
 
 
 def _known(state: Any, group: str) -> Any:
@@ -371,14 +376,10 @@ def dlq_list(
     """
     from esctl.store.consumers import WAITING
 
-    with session(ctx).store() as store:
-        db, state = _consumer_state(ctx, store)
-        try:
-            if group is not None:
-                _known(state, group)
-            rows = [p.to_dict() for p in state.parked(group, states=() if everything else WAITING)]
-        finally:
-            db.close()
+    with session(ctx).store() as store, _consumer_state(ctx, store) as (_db, state):
+        if group is not None:
+            _known(state, group)
+        rows = [p.to_dict() for p in state.parked(group, states=() if everything else WAITING)]
     session(ctx).output(output_format, listing=True).records(rows, "parked_events")
 
 
@@ -397,16 +398,12 @@ def dlq_show(
       esctl dlq show mailer 42
       esctl dlq show mailer 42 | jq -r .error
     """
-    with session(ctx).store() as store:
-        db, state = _consumer_state(ctx, store)
-        try:
-            _known(state, group)
-            parked = state.one(group, position)
-            if parked is None:
-                raise NotFound(f"consumer {group!r} has parked no event at position {position}")
-            (event,) = store.read_all(from_position=position, to_position=position)
-        finally:
-            db.close()
+    with session(ctx).store() as store, _consumer_state(ctx, store) as (_db, state):
+        _known(state, group)
+        parked = state.one(group, position)
+        if parked is None:
+            raise NotFound(f"consumer {group!r} has parked no event at position {position}")
+        (event,) = store.read_all(from_position=position, to_position=position)
     session(ctx).output(output_format).document(
         {**parked.to_dict(), "event": event.to_dict()}, "parked_event"
     )
@@ -433,13 +430,9 @@ def dlq_retry(
 
     if all_ == (position is not None):
         raise InvalidInput("give a POSITION or --all (not both)")
-    with session(ctx).store() as store:
-        db, state = _consumer_state(ctx, store)
-        try:
-            consumer = _known(state, group)
-            retried = retry(db, state, consumer, position)
-        finally:
-            db.close()
+    with session(ctx).store() as store, _consumer_state(ctx, store) as (db, state):
+        consumer = _known(state, group)
+        retried = retry(db, state, consumer, position)
     session(ctx).output(output_format).document(
         {"consumer": group, "retried": retried}, "mapping", title=f"retry {group}"
     )
@@ -462,13 +455,9 @@ def dlq_skip(
     """
     from esctl.subscriptions.dlq import skip
 
-    with session(ctx).store() as store:
-        db, state = _consumer_state(ctx, store)
-        try:
-            consumer = _known(state, group)
-            released = skip(db, state, consumer, position)
-        finally:
-            db.close()
+    with session(ctx).store() as store, _consumer_state(ctx, store) as (db, state):
+        consumer = _known(state, group)
+        released = skip(db, state, consumer, position)
     session(ctx).output(output_format).document(
         {"consumer": group, "skipped": position, "released": released}, "mapping", title=f"skip {group}"
     )

@@ -62,12 +62,16 @@ _DDL = (
         PRIMARY KEY (consumer, position)
     )""",
 )
-_CONSUMER_COLUMNS = (
-    "name, filter, park_mode, checkpoint, attempt, attempt_at, retry_at, failures, breaker, trial_at"
-)
-_PARKED_COLUMNS = (
-    "consumer, position, stream, version, type, id, state, attempts, exit_code, error, parked_at, history"
-)
+# What changes as a consumer runs, in Consumer's field order.
+_STATE = ("checkpoint", "attempt", "attempt_at", "retry_at", "failures", "breaker", "trial_at")
+_CONSUMER_COLUMNS = ", ".join(("name", "filter", "park_mode", *_STATE))
+_PARKED = (
+    "consumer", "position", "stream", "version", "type", "id", "state", "attempts", "exit_code", "error",
+    "parked_at", "history",
+)  # fmt: skip
+_PARKED_COLUMNS = ", ".join(_PARKED)
+# What a parked event's later steps change (its history JSON-encoded).
+_OUTCOME = ("state", "attempts", "exit_code", "error", "history")
 
 
 @dataclass
@@ -171,20 +175,14 @@ class ConsumerStore:
 
     def create(self, consumer: Consumer) -> None:
         now = utc_now()
+        marks = ", ".join("?" * (len(_STATE) + 5))
         self.db.execute(
-            f"INSERT INTO {CONSUMERS} ({_CONSUMER_COLUMNS}, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO {CONSUMERS} ({_CONSUMER_COLUMNS}, created_at, updated_at) VALUES ({marks})",
             (
                 consumer.name,
                 codec.dumps_text(consumer.filter),
                 consumer.park_mode,
-                consumer.checkpoint,
-                consumer.attempt,
-                consumer.attempt_at,
-                consumer.retry_at,
-                consumer.failures,
-                consumer.breaker,
-                consumer.trial_at,
+                *_values(consumer, _STATE),
                 now,
                 now,
             ),
@@ -192,56 +190,25 @@ class ConsumerStore:
 
     def save(self, consumer: Consumer) -> None:
         """Its checkpoint, retry schedule and breaker."""
+        sets = ", ".join(f"{column} = ?" for column in _STATE)
         self.db.execute(
-            f"UPDATE {CONSUMERS} SET checkpoint = ?, attempt = ?, attempt_at = ?, retry_at = ?, failures = ?,"
-            " breaker = ?, trial_at = ?, updated_at = ? WHERE name = ?",
-            (
-                consumer.checkpoint,
-                consumer.attempt,
-                consumer.attempt_at,
-                consumer.retry_at,
-                consumer.failures,
-                consumer.breaker,
-                consumer.trial_at,
-                utc_now(),
-                consumer.name,
-            ),
+            f"UPDATE {CONSUMERS} SET {sets}, updated_at = ? WHERE name = ?",
+            (*_values(consumer, _STATE), utc_now(), consumer.name),
         )
 
     # --- parked events ---------------------------------------------------------------
 
     def park(self, parked: Parked) -> None:
+        marks = ", ".join("?" * len(_PARKED))
         self.db.execute(
-            f"INSERT INTO {PARKED} ({_PARKED_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                parked.consumer,
-                parked.position,
-                parked.stream,
-                parked.version,
-                parked.type,
-                parked.id,
-                parked.state,
-                parked.attempts,
-                parked.exit_code,
-                parked.error,
-                parked.parked_at,
-                codec.dumps_text(parked.history),
-            ),
+            f"INSERT INTO {PARKED} ({_PARKED_COLUMNS}) VALUES ({marks})", _values(parked, _PARKED)
         )
 
     def update(self, parked: Parked) -> None:
+        sets = ", ".join(f"{column} = ?" for column in _OUTCOME)
         self.db.execute(
-            f"UPDATE {PARKED} SET state = ?, attempts = ?, exit_code = ?, error = ?, history = ?"
-            " WHERE consumer = ? AND position = ?",
-            (
-                parked.state,
-                parked.attempts,
-                parked.exit_code,
-                parked.error,
-                codec.dumps_text(parked.history),
-                parked.consumer,
-                parked.position,
-            ),
+            f"UPDATE {PARKED} SET {sets} WHERE consumer = ? AND position = ?",
+            (*_values(parked, _OUTCOME), parked.consumer, parked.position),
         )
 
     def parked(self, consumer: str | None = None, *, states: Sequence[str] = ()) -> list[Parked]:
@@ -295,6 +262,13 @@ class ConsumerStore:
             f"SELECT consumer, count(*) FROM {PARKED} WHERE state IN (?, ?, ?) GROUP BY consumer", WAITING
         )
         return {name: n for name, n in rows}
+
+
+def _values(record: Consumer | Parked, columns: Sequence[str]) -> tuple[Any, ...]:
+    """The record's fields for these columns (a history as its JSON)."""
+    return tuple(
+        codec.dumps_text(getattr(record, c)) if c == "history" else getattr(record, c) for c in columns
+    )
 
 
 def history_entry(what: str, **details: Any) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from esctl.errors import InvalidInput
 from esctl.store.consumers import Parked
+from esctl.store.writing import decode
 from esctl.subscriptions.consumer import Clock, Delivery, Outcome, Settings, Summary
 from esctl.subscriptions.filter import EventFilter
 
@@ -93,8 +94,6 @@ class Subscriber:
 
     def __call__(self, delivery: Delivery) -> Outcome:
         """Handle one delivery: the ConsumerRunner's handler."""
-        from esctl.store.writing import decode
-
         event = decode(delivery.row)
         if self.upcast is not None:
             event = self.upcast(event)
