@@ -201,7 +201,7 @@ def _follow(store: Any, db: Any, projections: list[Projection], out: Any) -> lis
     with sigterm_as_interrupt() as stopped:
         try:
             output.note(f"following {names}: Ctrl-C stops")  # once SIGTERM is handled too
-            return follow(store, db, projections, on_result=applied, on_failure=failure)
+            return follow(store, db, projections, on_result=applied, on_failure=failure, on_wait=output.note)
         except KeyboardInterrupt:
             # Each batch commits or rolls back whole (follow rolled back the one being
             # applied): stopping here loses nothing.

@@ -1058,7 +1058,13 @@ def step_screen(
 
 # --- projections: statuses, follow lines, verify reports, query rows ---------------------
 
-_STATUS_STYLE = {"live": "green", "behind": "yellow", "stale": "magenta", "failed": "bold red"}
+_STATUS_STYLE = {
+    "live": "green",
+    "behind": "yellow",
+    "stale": "magenta",
+    "retrying": "red",
+    "failed": "bold red",
+}
 
 STATUS_COLUMNS = [
     Column("name", keep=True, style="cyan"),

@@ -181,7 +181,8 @@ def consume(
     """
     from esctl.subscriptions import EventFilter
     from esctl.subscriptions.command import ShellCommand
-    from esctl.subscriptions.consumer import ConsumerRunner, Settings
+    from esctl.subscriptions.consumer import ConsumerRunner
+    from esctl.subscriptions.resilience import Settings
 
     base, top = _backoff(backoff)
     settings = Settings(retries, base, top, break_after, cool_down, park, lease, wait_for_lease=not no_wait)

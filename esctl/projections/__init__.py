@@ -7,10 +7,11 @@ them with the functions here or `esctl project ...`. Importing this package load
 neither sqlite-utils nor any CLI library.
 """
 
-from esctl.projections.apply import Failure, ProjectionFailed
+from esctl.projections.apply import ProjectionFailed
 from esctl.projections.definition import Projection, Table, projections_in
 from esctl.projections.runner import ProjectionNeedsRebuild
 from esctl.projections.tables import ProjectionWriteError, Tables, TableWriter
+from esctl.subscriptions.catchup import Failure
 
 __all__ = [
     "Failure",

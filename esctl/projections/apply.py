@@ -5,7 +5,6 @@ transaction; a failure names the exact event and leaves the caller to roll back.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from esctl import codec
@@ -15,6 +14,7 @@ from esctl.projections.definition import Projection
 from esctl.projections.tables import Tables
 from esctl.store.readmodels import ReadModels
 from esctl.store.rows import StoredRow, check_stored_json
+from esctl.subscriptions.catchup import Failure, HandlerFailed
 from esctl.usercode import where
 
 
@@ -41,32 +41,6 @@ def _envelope_factory() -> Callable[..., RecordedEvent]:
 envelope = _envelope_factory()
 
 
-@dataclass(frozen=True)
-class Failure:
-    """The event a handler failed on, and why."""
-
-    position: int
-    stream: str
-    version: int
-    type: str
-    message: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "position": self.position,
-            "stream": self.stream,
-            "version": self.version,
-            "type": self.type,
-            "message": self.message,
-        }
-
-    def describe(self) -> str:
-        return (
-            f"position {self.position} (stream {self.stream!r}, version {self.version},"
-            f" type {self.type}): {self.message}"
-        )
-
-
 class ProjectionFailed(EsctlError):
     """A handler raised: nothing of its batch was written and the checkpoint did not move.
     Exit 2, as for an aggregate's handler: the model has to change, not the store."""
@@ -76,12 +50,6 @@ class ProjectionFailed(EsctlError):
     def __init__(self, name: str, failure: Failure, doing: str = "failed") -> None:
         self.name, self.failure = name, failure
         super().__init__(f"projection {name!r} {doing} at {failure.describe()}")
-
-
-class HandlerFailed(Exception):
-    def __init__(self, failure: Failure) -> None:
-        super().__init__(failure.describe())
-        self.failure = failure
 
 
 class Applier:

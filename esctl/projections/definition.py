@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from esctl.errors import InvalidInput
 from esctl.fingerprint import fingerprint
+from esctl.subscriptions.resilience import Retry
 
 if TYPE_CHECKING:
     from esctl.events import RecordedEvent
@@ -141,6 +142,12 @@ class Projection:
     `categories` limits it to streams of those categories (None: every stream).
     Bump `version` to force a rebuild when something outside the handlers' source
     changed what they compute (data files, another module).
+
+    A handler that fails is retried `retries` times (default none: a handler that
+    reads only its event fails the same way every time) with backoff and a
+    breaker (esctl.subscriptions.resilience), then the projection stops on that
+    event as `failed`. It never parks an event and moves on: a read model that
+    skipped one would be silently wrong.
     """
 
     def __init__(
@@ -150,6 +157,10 @@ class Projection:
         categories: Iterable[str] | None = None,
         version: int | str = 1,
         description: str = "",
+        retries: int = 0,
+        backoff: tuple[float, float] = (1.0, 60.0),
+        break_after: int = 5,
+        cool_down: float = 30.0,
     ) -> None:
         if not isinstance(name, str) or not _PROJECTION_NAME.fullmatch(name):
             raise ValueError(f"projection name {name!r} must be a letter or _ then letters, digits, _ . or -")
@@ -158,6 +169,10 @@ class Projection:
         names = [t.name.lower() for t in tables]
         if len(set(names)) != len(names):
             raise ValueError(f"projection {name}: a table is listed twice")
+        try:
+            self.retry = Retry(retries, backoff[0], backoff[1], break_after, cool_down)
+        except InvalidInput as exc:
+            raise ValueError(f"projection {name}: {exc}") from None
         self.name = name
         self.tables: dict[str, Table] = {t.name: t for t in tables}
         self.categories = tuple(categories) if categories is not None else None

@@ -6,9 +6,10 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from esctl import codec
-from esctl.projections.apply import Applier, HandlerFailed, ProjectionFailed
+from esctl.projections.apply import Applier, ProjectionFailed
 from esctl.projections.definition import quote
 from esctl.store.sqlite.readmodels import SQLiteReadModels
+from esctl.subscriptions.catchup import HandlerFailed
 
 if TYPE_CHECKING:
     from esctl.events import RecordedEvent

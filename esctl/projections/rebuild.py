@@ -17,11 +17,12 @@ import contextlib
 import time
 
 from esctl.errors import ConcurrencyError, StoreError
-from esctl.projections.apply import Applier, HandlerFailed, ProjectionFailed
+from esctl.projections.apply import Applier, ProjectionFailed
 from esctl.projections.definition import Projection
 from esctl.projections.runner import Progress, RunResult, read_batch
 from esctl.store.protocol import EventStoreBackend
 from esctl.store.readmodels import ReadModels, Record
+from esctl.subscriptions.catchup import HandlerFailed
 
 BATCH = 10_000  # events per shadow-table transaction
 

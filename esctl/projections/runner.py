@@ -1,29 +1,34 @@
-"""Catching a projection up from its checkpoint, batch by batch.
+"""Running a projection: its catch-up on the subscription engine
+(esctl.subscriptions.catchup), on the read-model database, and following the log.
 
 Each batch is one transaction of the read-model database: the handlers' writes
 and the new checkpoint commit together, so an event is never applied twice or
 skipped, whatever fails or is interrupted. A handler that raises rolls its batch
-back, the failing event is recorded in the catalog (status `failed`) and the next
-run starts again from the same event.
+back, the failing event is recorded in the catalog (status `retrying` while its
+retries last, then `failed`) and the next run starts again from the same event.
 """
 
 from __future__ import annotations
 
+import contextlib
+import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from esctl.errors import StoreError
-from esctl.projections.apply import Applier, HandlerFailed, ProjectionFailed
+from esctl.projections.apply import Applier, ProjectionFailed
 from esctl.projections.definition import Projection
 from esctl.store.protocol import EventStoreBackend
 from esctl.store.readmodels import ReadModels, Record
 from esctl.store.rows import StoredRow
+from esctl.subscriptions import catchup
+from esctl.subscriptions.catchup import BATCH, Failure, GaveUp, Progress
 from esctl.subscriptions.filter import EventFilter
 from esctl.subscriptions.follow import changes
+from esctl.subscriptions.resilience import Clock, RetryState, SystemClock
 
-BATCH = 2_000  # events per transaction when catching up
-Progress = Callable[[int], None]
+LEASE_SECONDS = 5.0  # a follower's hold on each projection it runs
 
 
 class ProjectionNeedsRebuild(StoreError):
@@ -47,6 +52,7 @@ class RunResult:
     applied: int  # events that reached a handler
     seconds: float = 0.0
     adopted_code: bool = False  # a failed projection resumed with changed (fixed) code
+    retry_at: float | None = None  # a failed event's next attempt, when not waited for
 
 
 def read_batch(
@@ -54,8 +60,11 @@ def read_batch(
 ) -> tuple[list[StoredRow], int]:
     """Raw rows of the events after `after` up to `upto` that the projection
     handles, and the checkpoint reached once they are applied."""
-    wanted = EventFilter.of(categories=projection.categories or (), types=projection.event_types)
-    return wanted.read(store, after, upto, limit)
+    return wanted(projection).read(store, after, upto, limit)
+
+
+def wanted(projection: Projection) -> EventFilter:
+    return EventFilter.of(categories=projection.categories or (), types=projection.event_types)
 
 
 def lost_tables(rec: Record, projection: Projection, present: set[str]) -> list[str]:
@@ -94,6 +103,55 @@ def prepare(db: ReadModels, projection: Projection) -> Record:
     return rec
 
 
+class ProjectionSubscription:
+    """A projection as the engine's subscription: its catalog row holds the
+    checkpoint, and the failure with its retry schedule."""
+
+    def __init__(self, db: ReadModels, projection: Projection) -> None:
+        self.db, self.projection = db, projection
+        self.name = projection.name
+        self.wanted = wanted(projection)
+        self.retry = projection.retry
+        self.adopting = False  # resuming a failed projection with its changed (fixed) code
+        self.adopted_code = False
+        self.applier: Applier | None = None
+
+    def close(self) -> None:
+        if self.applier is not None:
+            self.applier.close()
+            self.applier = None
+
+    def open(self) -> tuple[int, RetryState]:
+        self.close()
+        rec = prepare(self.db, self.projection)
+        self.applier = Applier(self.projection, self.db)  # its guard after prepare's own statements
+        failure = rec.failure or {}
+        # A failed projection whose code changed: that change is the fix. Resume with it.
+        self.adopting = bool(failure) and rec.fingerprint != self.projection.fingerprint
+        self.adopted_code = self.adopted_code or self.adopting
+        # A schedule still running resumes; one that ran out, or a fix, starts afresh.
+        resume = failure.get("retrying") and not self.adopting
+        return rec.checkpoint, RetryState.from_dict(failure.get("schedule") if resume else None)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[int | None]:
+        with self.db.transaction(self.name):
+            current = self.db.record(self.name, lock=True)
+            yield None if current is None else current.checkpoint
+
+    def apply(self, rows: Sequence[StoredRow]) -> int:
+        assert self.applier is not None, "open() first"
+        return self.applier.apply(rows)
+
+    def advance(self, checkpoint: int) -> None:
+        self.db.move_checkpoint(self.name, checkpoint, self.projection.fingerprint if self.adopting else None)
+        self.adopting = False
+
+    def record_failure(self, checkpoint: int, failure: Failure, schedule: RetryState, last: bool) -> None:
+        doc = {**failure.to_dict(), "attempts": schedule.attempt, "retrying": not last}
+        self.db.record_failure(self.name, checkpoint, {**doc, "schedule": schedule.to_dict()})
+
+
 def catch_up(
     store: EventStoreBackend,
     db: ReadModels,
@@ -102,68 +160,129 @@ def catch_up(
     to_position: int | None = None,
     batch_size: int = BATCH,
     progress: Progress | None = None,
+    clock: Clock | None = None,
+    rng: random.Random | None = None,
+    wait: bool = True,
 ) -> RunResult:
-    """Apply every event after the checkpoint (up to `to_position`, default the head).
-    Environment failures of the read-model database (a full disk, a read-only
-    file, a lost server) raise esctl errors naming it; the batch being applied is
-    rolled back."""
+    """Apply every event after the checkpoint (up to `to_position`, default the
+    head), retrying a failing handler as the projection says (`wait` False: a
+    retry not yet due ends the run, its time in `retry_at`). Raises ProjectionFailed
+    when the retries run out. Environment failures of the read-model database (a
+    full disk, a read-only file, a lost server) raise esctl errors naming it; the
+    batch being applied is rolled back."""
+    started = time.perf_counter()
+    subscription = ProjectionSubscription(db, projection)
     try:
-        return _catch_up(store, db, projection, to_position, batch_size, progress)
+        caught = catchup.catch_up(
+            store,
+            subscription,
+            to_position=to_position,
+            batch_size=batch_size,
+            progress=progress,
+            clock=clock,
+            rng=rng,
+            wait=wait,
+        )
+    except GaveUp as gave_up:
+        raise ProjectionFailed(projection.name, gave_up.failure) from None
     except Exception as exc:
         error = db.translate(exc)
         if error is None:
             raise
         raise error from None
-
-
-def _catch_up(
-    store: EventStoreBackend,
-    db: ReadModels,
-    projection: Projection,
-    to_position: int | None,
-    batch_size: int,
-    progress: Progress | None,
-) -> RunResult:
-    started = time.perf_counter()
-    rec = prepare(db, projection)
-    # A failed projection whose code changed: that change is the fix. Resume with it.
-    adopted = rec.failure is not None and rec.fingerprint != projection.fingerprint
-    checkpoint = rec.checkpoint
-    result = RunResult(projection.name, checkpoint, checkpoint, 0, 0, adopted_code=adopted)
-    applier = Applier(projection, db)
-    try:
-        while True:
-            head = store.head_position()
-            upto = head if to_position is None else min(head, to_position)
-            result.head = head
-            if checkpoint >= upto:
-                break
-            rows, new_checkpoint = read_batch(store, projection, checkpoint, upto, batch_size)
-            try:
-                with db.transaction(projection.name):
-                    current = db.record(projection.name, lock=True)
-                    moved = current is None or current.checkpoint != checkpoint
-                    if not moved:
-                        result.applied += applier.apply(rows)
-                        adopt = projection.fingerprint if adopted else None
-                        db.move_checkpoint(projection.name, new_checkpoint, adopt)
-                        adopted = False
-            except HandlerFailed as failed:
-                db.record_failure(projection.name, checkpoint, failed.failure.to_dict())
-                result.checkpoint = checkpoint
-                raise ProjectionFailed(projection.name, failed.failure) from None
-            if moved:
-                # Another runner, a rebuild or a reset moved it: go on from there.
-                checkpoint = prepare(db, projection).checkpoint if current is None else current.checkpoint
-                continue
-            if progress is not None:
-                progress(new_checkpoint - checkpoint)
-            checkpoint = new_checkpoint
     finally:
-        applier.close()
-    result.checkpoint = checkpoint
-    result.seconds = time.perf_counter() - started
-    return result
+        subscription.close()
+    return RunResult(
+        caught.name,
+        caught.start,
+        caught.checkpoint,
+        caught.head,
+        caught.applied,
+        time.perf_counter() - started,
+        subscription.adopted_code,
+        caught.retry_at,
+    )
+
+
+class Follower:
+    """Keeps projections caught up, each under its lease (`projection:NAME`), so
+    a second follower waits, saying who holds it, and takes over within the lease
+    time of one killed. A one-off `run` needs no lease: each batch re-reads the
+    checkpoint under the projection's lock."""
+
+    def __init__(
+        self,
+        store: EventStoreBackend,
+        db: ReadModels,
+        projections: Iterable[Projection],
+        *,
+        on_result: Callable[[RunResult], None],
+        on_failure: Callable[[ProjectionFailed | ProjectionNeedsRebuild], None],
+        on_wait: Callable[[str], None] = lambda note: None,
+        clock: Clock | None = None,
+        lease_seconds: float = LEASE_SECONDS,
+    ) -> None:
+        self.store, self.db = store, db
+        self.waiting = {p.name: p for p in projections}  # not yet leased
+        self.running: dict[str, Projection] = {}
+        self.retry_at: dict[str, float] = {}
+        self.on_result, self.on_failure, self.on_wait = on_result, on_failure, on_wait
+        self.clock = clock or SystemClock()
+        self.lease_seconds = lease_seconds
+        self.failures: list[ProjectionFailed | ProjectionNeedsRebuild] = []
+        self._said: set[str] = set()
+        self._next_try = 0.0
+
+    def run(self, poll_seconds: float, should_stop: Callable[[], bool]) -> None:
+        try:
+            # Quiet wake-ups too: a retry falls due, or a lease comes free, unseen by the feed.
+            for changed in changes(self.store, poll_seconds, should_stop, quiet=True):
+                self._take_leases()
+                now = self.clock.now()
+                for name, projection in list(self.running.items()):
+                    if changed or self.retry_at.get(name, now + 1) <= now:
+                        self._catch_up(projection)
+                if not self.running and not self.waiting:
+                    break
+        except BaseException:
+            self.db.rollback()  # the transaction has done so already, unless interrupted between BEGIN and its try
+            raise
+        finally:
+            for name in self.running:
+                with contextlib.suppress(Exception):
+                    self.db.release_lease(_lease(name))
+
+    def _take_leases(self) -> None:
+        now = time.monotonic()
+        if not self.waiting or now < self._next_try:
+            return
+        self._next_try = now + min(0.5, self.lease_seconds / 4)
+        for name, projection in list(self.waiting.items()):
+            holder = self.db.acquire_lease(_lease(name), self.lease_seconds)
+            if holder is None:
+                del self.waiting[name]
+                self.running[name] = projection
+                self._catch_up(projection)  # what came while another follower held it
+            elif name not in self._said:
+                self._said.add(name)
+                self.on_wait(f"projection {name!r} is being followed by {holder}: waiting for it")
+
+    def _catch_up(self, projection: Projection) -> None:
+        name = projection.name
+        try:
+            result = catch_up(self.store, self.db, projection, clock=self.clock, wait=False)
+        except (ProjectionFailed, ProjectionNeedsRebuild) as failed:
+            del self.running[name]  # left behind: the others go on
+            self.db.release_lease(_lease(name))
+            self.failures.append(failed)
+            self.on_failure(failed)
+            return
+        if result.retry_at is None:
+            self.retry_at.pop(name, None)
+        else:
+            self.retry_at[name] = result.retry_at
+        if result.applied or result.checkpoint != result.start:
+            self.on_result(result)
 
 
 def follow(
@@ -173,34 +292,33 @@ def follow(
     *,
     on_result: Callable[[RunResult], None],
     on_failure: Callable[[ProjectionFailed | ProjectionNeedsRebuild], None],
+    on_wait: Callable[[str], None] = lambda note: None,
     poll_seconds: float = 0.2,
     should_stop: Callable[[], bool] = lambda: False,
+    clock: Clock | None = None,
+    lease_seconds: float = LEASE_SECONDS,
 ) -> list[ProjectionFailed | ProjectionNeedsRebuild]:
-    """Keep the projections caught up until `should_stop`. A failing projection is
-    reported and left behind; the others go on. New events are noticed through
-    the store's change feed (`wait_for_change`); `should_stop` is asked at least
-    every `poll_seconds`.
+    """Keep the projections caught up until `should_stop` (asked at least every
+    `poll_seconds`); new events are noticed through the store's change feed. A
+    failing projection is reported and left behind; the others go on. Returns
+    the failures.
 
     A KeyboardInterrupt (Ctrl-C, or whatever a signal handler raises) stops it: the
     batch being applied is rolled back (each batch commits whole with its
     checkpoint, so nothing is lost) and the exception goes on to the caller."""
-    active = list(projections)
-    failures: list[ProjectionFailed | ProjectionNeedsRebuild] = []
-    try:
-        for _ in changes(store, poll_seconds, should_stop):
-            for projection in list(active):
-                try:
-                    result = catch_up(store, db, projection)
-                except (ProjectionFailed, ProjectionNeedsRebuild) as failed:
-                    active.remove(projection)
-                    failures.append(failed)
-                    on_failure(failed)
-                    continue
-                if result.applied or result.checkpoint != result.start:
-                    on_result(result)
-            if not active:
-                break
-    except BaseException:
-        db.rollback()  # the transaction has done so already, unless interrupted between BEGIN and its try
-        raise
-    return failures
+    follower = Follower(
+        store,
+        db,
+        projections,
+        on_result=on_result,
+        on_failure=on_failure,
+        on_wait=on_wait,
+        clock=clock,
+        lease_seconds=lease_seconds,
+    )
+    follower.run(poll_seconds, should_stop)
+    return follower.failures
+
+
+def _lease(name: str) -> str:
+    return f"projection:{name}"

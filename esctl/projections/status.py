@@ -1,5 +1,6 @@
 """A projection's status: live (caught up), behind, stale (its code changed since it
-was built, or a table it built is gone) or failed (with the event it failed on)."""
+was built, or a table it built is gone) failed (with the event it failed on), or retrying it
+(its handler failed, its retries not yet run out)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from esctl.projections.definition import Projection
 from esctl.projections.runner import lost_tables
 from esctl.store.readmodels import ReadModels
 
-LIVE, BEHIND, STALE, FAILED = "live", "behind", "stale", "failed"
+LIVE, BEHIND, STALE, FAILED, RETRYING = "live", "behind", "stale", "failed", "retrying"
 
 
 def status(db: ReadModels | None, projection: Projection, head: int) -> dict[str, Any]:
@@ -29,7 +30,7 @@ def status(db: ReadModels | None, projection: Projection, head: int) -> dict[str
         doc["status"] = STALE
         doc["missing"] = lost
     elif rec is not None and rec.failure is not None:
-        doc["status"] = FAILED
+        doc["status"] = RETRYING if rec.failure.get("retrying") else FAILED
         doc["error"] = rec.failure
     elif rec is not None and rec.fingerprint != projection.fingerprint:
         doc["status"] = STALE

@@ -6,11 +6,11 @@ them in Python with retries, a breaker and parking (esctl.subscriptions.consumer
 Importing this package loads no CLI library.
 """
 
-from esctl.subscriptions.consumer import ManualClock
 from esctl.subscriptions.definition import Attempt, Subscriber, subscribers_in
 from esctl.subscriptions.filter import EventFilter
 from esctl.subscriptions.follow import follow
 from esctl.subscriptions.published import Published, check_contract
+from esctl.subscriptions.resilience import ManualClock
 
 __all__ = [
     "Attempt",

@@ -5,13 +5,9 @@ once it succeeds, in position order, with retries, a circuit breaker and parking
   (or the event was parked), so a runner killed mid-event delivers it again; the
   idempotency key (`GROUP:EVENT_ID`) is the same every time, for the handler to
   apply it once.
-- **Retry:** a failed attempt is tried again after a delay with exponential
-  backoff and full jitter (uniform in [0, min(max, base * 2**(attempt-1))]). The
-  attempt count and the time of the next attempt are stored, so a restarted
-  consumer resumes the schedule.
-- **Circuit breaker:** after `break_after` failures in a row it opens: no call
-  until `cool_down` has passed, then one trial (half-open); success closes it, a
-  failure opens it again. Stored with the consumer, so `consumers` shows it.
+- **Retry and the circuit breaker:** as `resilience` sets out; the attempt count,
+  the time of the next attempt and the breaker are stored with the consumer, so a
+  restarted consumer resumes the schedule and `consumers` shows the breaker.
 - **Parking:** an event whose retries ran out is parked with its error. In
   `event` mode the consumer moves on; in `stream` mode the later events of that
   stream are held behind it (parked as `held`) while other streams go on, so a
@@ -20,8 +16,6 @@ once it succeeds, in position order, with retries, a circuit breaker and parking
 - **One runner at a time:** the group's lease (the backend's, which keeps it
   while it is held); every step that moves the checkpoint first checks, in its
   transaction, that the lease is still held.
-
-Time comes from an injectable clock, so tests of the schedule need no sleeping.
 """
 
 from __future__ import annotations
@@ -31,80 +25,18 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from esctl.errors import ConcurrencyError, InvalidInput, StoreError
-from esctl.store.consumers import (
-    CLOSED,
-    HALF_OPEN,
-    OPEN,
-    Consumer,
-    ConsumerStore,
-    Parked,
-    history_entry,
-)
+from esctl.store.consumers import OPEN, Consumer, ConsumerStore, Parked, history_entry
 from esctl.store.protocol import EventStoreBackend
 from esctl.store.readmodels import ReadModels
 from esctl.store.rows import StoredRow
 from esctl.subscriptions.filter import EventFilter
 from esctl.subscriptions.follow import changes
+from esctl.subscriptions.resilience import Clock, Settings, SystemClock, due, failed, finished, start, trial
 
-PARK_MODES = ("event", "stream")
 READ_AHEAD = 100  # events read per look at the log
-
-
-class Clock(Protocol):
-    def now(self) -> float:
-        """Seconds since the epoch."""
-
-    def sleep(self, seconds: float) -> None: ...
-
-
-class SystemClock:
-    def now(self) -> float:
-        return time.time()
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
-
-
-class ManualClock:
-    """Time that passes only when slept through (for tests): `sleeps` lists them."""
-
-    def __init__(self, start: float = 0.0) -> None:
-        self.t = start
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.t += seconds
-
-
-@dataclass(frozen=True)
-class Settings:
-    retries: int = 3  # attempts after the first
-    backoff_base: float = 1.0
-    backoff_max: float = 60.0
-    break_after: int = 5
-    cool_down: float = 30.0
-    park_mode: str = "stream"
-    lease_seconds: float = 5.0
-    wait_for_lease: bool = True
-
-    def __post_init__(self) -> None:
-        if self.park_mode not in PARK_MODES:
-            raise InvalidInput(f"--park must be event or stream, got {self.park_mode!r}")
-        if self.retries < 0 or self.break_after < 1:
-            raise InvalidInput("--retries must be 0 or more and --break-after 1 or more")
-        if not 0 <= self.backoff_base <= self.backoff_max or self.cool_down < 0:
-            raise InvalidInput("--backoff BASE[:MAX] needs 0 <= BASE <= MAX, and --cool-down 0 or more")
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        """Full jitter: a uniform wait up to the exponential backoff of `attempt`."""
-        return rng.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
 
 
 @dataclass(frozen=True)
@@ -350,7 +282,7 @@ class ConsumerRunner:
             held.discard(row.stream)
         outcome, attempt = self._attempt(consumer, row, summary, once, should_stop)
         consumer.checkpoint = row.position
-        self._done_with(consumer, outcome.ok)
+        finished(consumer, outcome.ok)
         if outcome.ok:  # saved with the batch (or before a failure is): at least once allows it
             summary.delivered += 1
             self._unsaved = True
@@ -415,7 +347,7 @@ class ConsumerRunner:
             summary.parked += not outcome.ok
             self.state.update(fresh)
             if outcome.ok:
-                self._done_with(consumer, True)
+                finished(consumer, True)
             self.state.save(consumer)
         self._report(summary, Report.of(row, attempt, outcome))
 
@@ -434,9 +366,7 @@ class ConsumerRunner:
         """Call the handler until it succeeds or the retries run out: (the last
         outcome, attempts made on this event). Raises Stopped when the breaker is
         open in a drain, or when asked to stop while waiting."""
-        settings = self.settings
-        if consumer.attempt_at != row.position:  # a schedule for another event does not carry over
-            consumer.attempt, consumer.attempt_at, consumer.retry_at = 0, row.position, 0.0
+        start(consumer, row.position)
         while True:
             self._wait_for_breaker(consumer, summary, once, should_stop)
             self._wait_until(consumer.retry_at, should_stop)
@@ -450,12 +380,7 @@ class ConsumerRunner:
                 return outcome, attempt
             summary.failures += 1
             with self._moving():
-                consumer.attempt = attempt
-                consumer.failures += 1
-                if consumer.breaker == HALF_OPEN or consumer.failures >= settings.break_after:
-                    consumer.breaker, consumer.trial_at = OPEN, now + settings.cool_down
-                last = attempt > settings.retries
-                consumer.retry_at = 0.0 if last else now + settings.delay(attempt, self.rng)
+                last = failed(consumer, self.settings, now, self.rng)
                 self.state.save(consumer)
             if last:
                 return outcome, attempt
@@ -469,31 +394,22 @@ class ConsumerRunner:
                     attempt,
                     "open" if consumer.breaker == OPEN else "failed",
                     outcome.exit_code,
-                    retry_in=max(consumer.retry_at, consumer.trial_at if consumer.breaker == OPEN else 0)
-                    - now,
+                    retry_in=due(consumer) - now,
                     error=outcome.error,
                 ),
             )
 
-    def _done_with(self, consumer: Consumer, succeeded: bool) -> None:
-        """The event is delivered or parked: no schedule left. Only a success
-        closes the breaker and ends the run of failures."""
-        consumer.attempt, consumer.retry_at = 0, 0.0
-        if succeeded:
-            consumer.failures, consumer.breaker, consumer.trial_at = 0, CLOSED, 0.0
-
     def _wait_for_breaker(
         self, consumer: Consumer, summary: Summary, once: bool, should_stop: Callable[[], bool]
     ) -> None:
-        if consumer.breaker == CLOSED:
+        if consumer.breaker != OPEN:
             return
-        if consumer.breaker == OPEN:
-            if once and self.clock.now() < consumer.trial_at:
-                summary.stopped_by_breaker = consumer.trial_at
-                raise Stopped
-            self._wait_until(consumer.trial_at, should_stop)
+        if once and self.clock.now() < consumer.trial_at:
+            summary.stopped_by_breaker = consumer.trial_at
+            raise Stopped
+        self._wait_until(consumer.trial_at, should_stop)
+        if trial(consumer, self.clock.now()):
             with self._moving():
-                consumer.breaker = HALF_OPEN  # one trial call
                 self.state.save(consumer)
 
     def _wait_until(self, when: float, should_stop: Callable[[], bool]) -> None:

@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any
 from esctl.errors import InvalidInput
 from esctl.store.consumers import Parked
 from esctl.store.writing import decode
-from esctl.subscriptions.consumer import Clock, Delivery, Outcome, Settings, Summary
+from esctl.subscriptions.consumer import Delivery, Outcome, Summary
 from esctl.subscriptions.filter import EventFilter
+from esctl.subscriptions.resilience import Clock, Settings
 
 if TYPE_CHECKING:
     from esctl.events import NewEvent, RecordedEvent
@@ -113,7 +114,8 @@ class Subscriber:
 
         from esctl.store import EventStore
         from esctl.store.consumers import ConsumerStore
-        from esctl.subscriptions.consumer import ConsumerRunner, ManualClock
+        from esctl.subscriptions.consumer import ConsumerRunner
+        from esctl.subscriptions.resilience import ManualClock
 
         if self.upcast is None:
             self.upcast = _upcasters_of(self)

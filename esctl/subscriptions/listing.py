@@ -11,12 +11,23 @@ from esctl.store.readmodels import ReadModels
 
 def subscriptions(db: ReadModels, head: int) -> list[dict[str, Any]]:
     """{name, kind, checkpoint, head, lag, status, parked, breaker, holder} for
-    each: status is live, behind or failed (a projection stuck on an event);
+    each: status is live, behind, retrying or failed (a projection stuck on an event);
     lag counts positions, wanted or not."""
     docs = []
     for name, rec in sorted(db.records().items()):
-        status = "failed" if rec.failure else "live" if rec.checkpoint >= head else "behind"
-        docs.append(_doc(name, "projection", rec.checkpoint, head, status, 0, None, db.rebuilder(name)))
+        failure = rec.failure or {}
+        status = (
+            "retrying"
+            if failure.get("retrying")
+            else "failed"
+            if failure
+            else "live"
+            if rec.checkpoint >= head
+            else "behind"
+        )
+        breaker = failure.get("schedule", {}).get("breaker", "closed")
+        holder = db.rebuilder(name) or db.lease_holder(f"projection:{name}")
+        docs.append(_doc(name, "projection", rec.checkpoint, head, status, 0, breaker, holder))
     state = ConsumerStore(db)
     parked = state.counts()
     for consumer in state.all():

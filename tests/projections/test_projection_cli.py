@@ -266,7 +266,7 @@ def test_follow_applies_new_events_and_stops_cleanly_on_ctrl_c(store_url, tmp_pa
     finally:
         watchdog.cancel()
         proc.kill()
-    assert proc.returncode == 130  # interrupted, as everywhere else
+    assert proc.returncode == 130, err  # interrupted, as everywhere else
     assert err.splitlines() == ["esctl: following balances: Ctrl-C stops", "esctl: stopped following"]
     balance = cli(
         "--model", str(BANK / "model.py"), "query", "SELECT balance FROM balances WHERE account = 'bob'"

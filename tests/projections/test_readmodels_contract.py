@@ -497,3 +497,134 @@ def test_two_runners_racing_apply_each_event_once(store, load, append, open_mode
     db = open_models()
     assert dump(db)[0] == [("s-0", 20, 20, 20), ("s-1", 20, 20, 20)]
     assert len(dump(db)[1]) == 40 and db.record("counts").checkpoint == 40
+
+
+# --- retries, backoff and the breaker for a projection's handlers -------------------
+
+FLAKY = COUNTER_MODEL.replace(
+    'Table("log", {"stream": str, "type": str}),\n',
+    'Table("log", {"stream": str, "type": str}),\n    retries=RETRIES, backoff=(1.0, 8.0), break_after=BREAK,\n',
+).replace(
+    'sign = 1 if event.type == "Added" else -1',
+    'sign = 1 if event.type == "Added" else -1\n'
+    '    if event.data.get("x") == 13 and FAILS["left"] > 0:\n'
+    '        FAILS["left"] -= 1\n'
+    '        raise RuntimeError("flaky")',
+)
+
+
+def flaky(load, fails: int, retries: int, break_after: int = 5):
+    """A projection whose handler fails its first `fails` attempts on x == 13 (a
+    failed batch calls it twice: once more to find the exact event)."""
+    source = f"FAILS = {{'left': {2 * fails}}}\nRETRIES, BREAK = {retries}, {break_after}\n" + FLAKY
+    return projections_in(load(source))[0]
+
+
+def test_a_failing_handler_is_retried_with_full_jitter_backoff(store, read_conn, load, append) -> None:
+    from esctl.subscriptions import ManualClock
+
+    p = flaky(load, fails=2, retries=3)
+    for x in (1, 13, 2):
+        append(store, "s-1", "Added", {"x": x})
+    clock = ManualClock(1_000.0)
+    result = catch_up(store, read_conn, p, clock=clock)
+    assert (result.checkpoint, result.applied) == (3, 3)
+    assert len(clock.sleeps) == 2
+    assert 0 <= clock.sleeps[0] <= 1.0 and 0 <= clock.sleeps[1] <= 2.0  # base * 2**(attempt-1)
+    assert dump(read_conn)[0] == [("s-1", 3, 16, 3)]
+    assert status(read_conn, p, 3)["status"] == "live"
+
+
+def test_a_retry_not_yet_due_is_stored_and_resumed_by_the_next_run(store, read_conn, load, append) -> None:
+    from esctl.subscriptions import ManualClock
+
+    p = flaky(load, fails=1, retries=2)
+    for x in (1, 13):
+        append(store, "s-1", "Added", {"x": x})
+    clock = ManualClock(1_000.0)
+    first = catch_up(store, read_conn, p, clock=clock, wait=False)
+    # The batch rolled back whole: event 1 waits with it.
+    assert first.checkpoint == 0 and first.retry_at is not None and first.retry_at >= 1_000.0
+    doc = status(read_conn, p, 2)
+    assert doc["status"] == "retrying" and doc["error"]["attempts"] == 1
+    # Not due yet: the handler is not called again.
+    again = catch_up(store, read_conn, p, clock=clock, wait=False)
+    assert (again.checkpoint, again.retry_at) == (0, first.retry_at)
+    clock.t = first.retry_at
+    assert catch_up(store, read_conn, p, clock=clock, wait=False).checkpoint == 2
+    assert status(read_conn, p, 2)["status"] == "live"
+
+
+def test_retries_that_run_out_leave_it_failed_and_the_breaker_opens(store, read_conn, load, append) -> None:
+    from esctl.subscriptions import ManualClock
+
+    p = flaky(load, fails=100, retries=2, break_after=2)
+    for x in (1, 13):
+        append(store, "s-1", "Added", {"x": x})
+    clock = ManualClock(1_000.0)
+    with pytest.raises(ProjectionFailed, match="flaky"):
+        catch_up(store, read_conn, p, clock=clock)
+    # The breaker opened after two failures: the third attempt waited its cool-down (30 s).
+    assert len(clock.sleeps) == 2 and clock.sleeps[1] == pytest.approx(30.0)
+    doc = status(read_conn, p, 2)
+    assert doc["status"] == "failed" and doc["checkpoint"] == 0
+    assert doc["error"]["attempts"] == 3 and doc["error"]["retrying"] is False
+    assert doc["error"]["schedule"]["breaker"] == "open"
+
+
+# --- one follower of a projection at a time ------------------------------------------
+
+
+def test_a_second_follower_waits_for_the_first_and_takes_over(store, load, append, open_models) -> None:
+    import threading
+
+    from esctl.projections.runner import follow
+
+    p = counter(load)
+    append(store, "s-1", "Added", {"x": 1})
+    first_ran, waiting, second_ran = threading.Event(), threading.Event(), threading.Event()
+    stop_first, stop_second = threading.Event(), threading.Event()
+    notes, errors, applied = [], [], []
+
+    def run(ran, stop, on_wait) -> None:
+        try:
+            with backends.open(store.path) as own_store:
+                db = open_models()
+
+                def result(r) -> None:
+                    applied.append(r.applied)
+                    ran.set()
+
+                follow(
+                    own_store,
+                    db,
+                    [p],
+                    on_result=result,
+                    on_failure=errors.append,
+                    on_wait=on_wait,
+                    poll_seconds=0.05,
+                    should_stop=stop.is_set,
+                )
+                db.close()
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+            ran.set()
+            waiting.set()
+
+    first = threading.Thread(target=run, args=(first_ran, stop_first, notes.append))
+    first.start()
+    assert first_ran.wait(60)
+    second = threading.Thread(
+        target=run, args=(second_ran, stop_second, lambda note: (notes.append(note), waiting.set()))
+    )
+    second.start()
+    assert waiting.wait(60)
+    assert errors == [] and "is being followed by" in notes[0]
+    stop_first.set()
+    first.join(60)
+    append(store, "s-1", "Added", {"x": 2})
+    assert second_ran.wait(60)  # took the lease and applied what came
+    stop_second.set()
+    second.join(60)
+    assert errors == [] and sum(applied) == 2
+    assert dump(open_models())[0] == [("s-1", 2, 3, 2)]

@@ -14,8 +14,9 @@ from esctl import store as backends
 from esctl.errors import ConcurrencyError, InvalidInput
 from esctl.store.consumers import ConsumerStore
 from esctl.subscriptions import EventFilter, ManualClock
-from esctl.subscriptions.consumer import ConsumerRunner, Outcome, Settings
+from esctl.subscriptions.consumer import ConsumerRunner, Outcome
 from esctl.subscriptions.dlq import retry, skip
+from esctl.subscriptions.resilience import Settings
 
 
 class Recorder:
